@@ -1,0 +1,524 @@
+//! Request and response bodies of every endpoint in SPEC §2, with the validation rules of
+//! SPEC §1 "Limits on create" and §2 "Poll details".
+//!
+//! Requests are validated from a parsed `serde_json::Value` (not derived `Deserialize`) so that
+//! every problem is reported with the field it concerns; unknown fields are ignored. Responses are
+//! plain serde structs in camelCase; optional fields are omitted when absent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cursor::Cursor;
+use crate::error::FieldProblem;
+use crate::validate;
+
+/// Longest greeting, in characters.
+pub const MAX_GREETING_CHARS: usize = 4096;
+/// Longest long-poll wait, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+/// Largest page a poll returns (also the default).
+pub const MAX_POLL_LIMIT: u64 = 1000;
+/// Default session TTL in seconds.
+pub const DEFAULT_TTL_SECONDS: u64 = 3660;
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// The server limits that request validation depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_ttl_seconds: u64,
+    pub max_agents: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+/// `PUT /v1/sessions` body. `creator_agent_id` is returned raw: a malformed one is
+/// `invalid_agent_id`, not `invalid_request`, so the server validates it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreateSessionRequest {
+    pub ttl: Option<u64>,
+    pub max_agents: Option<u64>,
+    pub creator_agent_id: Option<String>,
+    pub greeting: Option<String>,
+}
+
+impl CreateSessionRequest {
+    pub fn from_json(body: Value, limits: Limits) -> Result<Self, Vec<FieldProblem>> {
+        let map = validate::object(body)?;
+        let mut problems = Vec::new();
+        let req = Self {
+            ttl: validate::opt_int(&map, "ttl", 1, limits.max_ttl_seconds, &mut problems),
+            max_agents: validate::opt_int(&map, "maxAgents", 1, limits.max_agents, &mut problems),
+            creator_agent_id: match map.get("creatorAgentId") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    problems.push(FieldProblem::new("creatorAgentId", "must be a string"));
+                    None
+                }
+            },
+            greeting: validate::opt_string(&map, "greeting", MAX_GREETING_CHARS, &mut problems),
+        };
+        if problems.is_empty() {
+            Ok(req)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// `POST /v1/sessions/:id/renew` body.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RenewRequest {
+    pub ttl: Option<u64>,
+}
+
+impl RenewRequest {
+    pub fn from_json(body: Value, limits: Limits) -> Result<Self, Vec<FieldProblem>> {
+        let map = validate::object(body)?;
+        let mut problems = Vec::new();
+        let ttl = validate::opt_int(&map, "ttl", 1, limits.max_ttl_seconds, &mut problems);
+        if problems.is_empty() {
+            Ok(Self { ttl })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// `POST /v1/sessions/:id/messages` body: `text` (non-empty string) and/or `json` (any value
+/// but `null`); at least one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendRequest {
+    pub text: Option<String>,
+    pub json: Option<Value>,
+}
+
+impl SendRequest {
+    pub fn from_json(body: Value) -> Result<Self, Vec<FieldProblem>> {
+        let map = validate::object(body)?;
+        let mut problems = Vec::new();
+        let text = match map.get("text") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => {
+                problems.push(FieldProblem::new("text", "must not be empty"));
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                problems.push(FieldProblem::new("text", "must be a string"));
+                None
+            }
+        };
+        let json = match map.get("json") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.clone()),
+        };
+        if problems.is_empty() && text.is_none() && json.is_none() {
+            problems.push(FieldProblem::new(
+                "text",
+                "at least one of text (a non-empty string) or json (any value but null) is required",
+            ));
+        }
+        if problems.is_empty() {
+            Ok(Self { text, json })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// `PUT /v1/pair` body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreatePairRequest {
+    pub session_id: String,
+}
+
+impl CreatePairRequest {
+    pub fn from_json(body: Value) -> Result<Self, Vec<FieldProblem>> {
+        let map = validate::object(body)?;
+        match map.get("sessionId") {
+            Some(Value::String(s)) if !s.is_empty() => Ok(Self {
+                session_id: s.clone(),
+            }),
+            None | Some(Value::Null) => Err(vec![FieldProblem::new("sessionId", "is required")]),
+            Some(_) => Err(vec![FieldProblem::new(
+                "sessionId",
+                "must be a non-empty string",
+            )]),
+        }
+    }
+}
+
+/// Query of `GET /v1/sessions/:id/messages`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PollQuery {
+    pub after: Option<Cursor>,
+    pub members: bool,
+    /// Long-poll seconds, 0 = answer at once.
+    pub wait: u64,
+    pub limit: u64,
+}
+
+impl Default for PollQuery {
+    fn default() -> Self {
+        Self {
+            after: None,
+            members: false,
+            wait: 0,
+            limit: MAX_POLL_LIMIT,
+        }
+    }
+}
+
+impl PollQuery {
+    /// Parses decoded query pairs; unknown parameters are ignored, a repeated one takes the last
+    /// value.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, Vec<FieldProblem>> {
+        let mut q = Self::default();
+        let mut problems = Vec::new();
+        for (k, v) in pairs {
+            match k {
+                "after" => match Cursor::parse(v) {
+                    Ok(c) => q.after = Some(c),
+                    Err(e) => problems.push(FieldProblem::new("after", e.to_string())),
+                },
+                "members" => q.members = validate::query_bool(v, "members", &mut problems),
+                "wait" => {
+                    q.wait = validate::query_int(v, "wait", 0, MAX_WAIT_SECONDS, &mut problems)
+                        .unwrap_or(0)
+                }
+                "limit" => {
+                    q.limit = validate::query_int(v, "limit", 1, MAX_POLL_LIMIT, &mut problems)
+                        .unwrap_or(MAX_POLL_LIMIT)
+                }
+                _ => {}
+            }
+        }
+        if problems.is_empty() {
+            Ok(q)
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Checks an `Idempotency-Key` header value: 1 to 128 visible ASCII characters.
+pub fn valid_idempotency_key(key: &str) -> bool {
+    (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+/// `PUT /v1/sessions` → 201.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionCreated {
+    pub session_id: String,
+    pub state: String,
+    pub ttl: u64,
+    pub max_agents: u64,
+    pub expires_at: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator_agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+}
+
+/// One member in a status response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberInfo {
+    pub agent_id: String,
+    pub joined_at: String,
+    pub last_seen_at: String,
+    pub creator: bool,
+}
+
+/// `GET /v1/sessions/:id` → 200. `agents` is a list of strings (the bash client relies on it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatus {
+    pub session_id: String,
+    pub state: String,
+    pub ttl: u64,
+    pub max_agents: u64,
+    pub agents: Vec<String>,
+    pub members: Vec<MemberInfo>,
+    pub creator_agent_id: Option<String>,
+    pub expires_at: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/sessions/:id/join` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    pub status: String,
+    pub session_id: String,
+    pub agents_online: u64,
+    pub session_key: String,
+    pub expires_at: String,
+}
+
+/// `DELETE /v1/sessions/:id/agents/:agentId` → 200 (`ok: true` is required by the bash client).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Left {
+    pub ok: bool,
+    pub status: String,
+    pub session_id: String,
+    pub agent_id: String,
+    pub message: String,
+}
+
+/// `POST /v1/sessions/:id/renew` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Renewed {
+    pub session_id: String,
+    pub state: String,
+    pub ttl: u64,
+    pub expires_at: String,
+    pub agents: Vec<String>,
+}
+
+/// `POST /v1/sessions/:id/messages` → 201 (200 for an idempotent repeat).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSent {
+    pub id: String,
+    pub cursor: Cursor,
+    pub sent_at: String,
+    pub expires_at: String,
+    pub verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<Vec<String>>,
+}
+
+/// A message as polled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub agent_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    pub cursor: Cursor,
+    pub verified: bool,
+    pub sent_at: String,
+    pub expires_at: String,
+}
+
+/// Presence entry of a poll with `members=true`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Presence {
+    pub agent_id: String,
+    pub last_seen_at: String,
+}
+
+/// `GET /v1/sessions/:id/messages` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    pub messages: Vec<Message>,
+    pub next_cursor: Cursor,
+    /// True when messages the caller asked for can no longer be delivered (lost in a restart or
+    /// expired): a gap is always said.
+    #[serde(default)]
+    pub truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<Presence>>,
+}
+
+/// `PUT /v1/pair` → 201.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairCreated {
+    pub code: String,
+    pub url: String,
+    pub expires_at: String,
+}
+
+/// `POST /v1/pair/:code/claim` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claimed {
+    pub session_id: String,
+    pub status: String,
+    pub session_key: String,
+    pub expires_at: String,
+}
+
+/// `GET /v1/pair/:code/status` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairStatus {
+    /// `pending`, `claimed` or `expired`.
+    pub state: String,
+}
+
+/// `capabilities` of `GET /health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    pub message_format: Vec<String>,
+    pub long_poll: bool,
+    #[serde(default)]
+    pub max_wait_seconds: u64,
+    #[serde(default)]
+    pub idempotency: bool,
+    #[serde(default)]
+    pub truncation: bool,
+}
+
+/// `GET /health` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    /// Seconds since the server started.
+    pub uptime: u64,
+    pub capabilities: Capabilities,
+}
+
+/// `GET /v1/stats` → 200.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub active_sessions: u64,
+    pub total_agents: u64,
+    /// Messages currently held (unexpired).
+    pub total_messages: u64,
+    pub uptime: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const LIMITS: Limits = Limits {
+        max_ttl_seconds: 86_400,
+        max_agents: 50,
+    };
+
+    fn fields(problems: Vec<FieldProblem>) -> Vec<String> {
+        problems.into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn create_accepts_defaults_and_names_every_bad_field() {
+        assert_eq!(
+            CreateSessionRequest::from_json(json!({}), LIMITS),
+            Ok(CreateSessionRequest::default())
+        );
+        let err = CreateSessionRequest::from_json(
+            json!({"ttl": 0, "maxAgents": 51, "greeting": "x".repeat(4097), "creatorAgentId": 5, "other": 1}),
+            LIMITS,
+        )
+        .unwrap_err();
+        assert_eq!(
+            fields(err),
+            ["ttl", "maxAgents", "creatorAgentId", "greeting"]
+        );
+        for bad_ttl in [
+            json!("60"),
+            json!(1.5),
+            json!(-1),
+            json!(86_401),
+            json!(true),
+        ] {
+            let err =
+                CreateSessionRequest::from_json(json!({ "ttl": bad_ttl }), LIMITS).unwrap_err();
+            assert_eq!(fields(err), ["ttl"]);
+        }
+        let ok = CreateSessionRequest::from_json(
+            json!({"ttl": 86_400, "maxAgents": 1, "greeting": "é".repeat(4096), "creatorAgentId": "a"}),
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(ok.ttl, Some(86_400));
+        assert_eq!(
+            fields(CreateSessionRequest::from_json(json!([1]), LIMITS).unwrap_err()),
+            ["body"]
+        );
+    }
+
+    #[test]
+    fn send_requires_text_or_json() {
+        assert!(SendRequest::from_json(json!({})).is_err());
+        assert!(SendRequest::from_json(json!({"text": ""})).is_err());
+        assert!(SendRequest::from_json(json!({"json": null})).is_err());
+        assert!(SendRequest::from_json(json!({"text": 5})).is_err());
+        assert!(SendRequest::from_json(json!({"text": "hi"})).is_ok());
+        assert!(SendRequest::from_json(json!({"json": false})).is_ok());
+        let both = SendRequest::from_json(json!({"text": "hi", "json": {"a": [1]}})).unwrap();
+        assert_eq!(both.json, Some(json!({"a": [1]})));
+    }
+
+    #[test]
+    fn poll_query_validates_each_parameter() {
+        let q = PollQuery::from_pairs([
+            ("after", "5"),
+            ("members", "true"),
+            ("wait", "60"),
+            ("limit", "1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            q,
+            PollQuery {
+                after: Some(Cursor(5)),
+                members: true,
+                wait: 60,
+                limit: 1
+            }
+        );
+        let err = PollQuery::from_pairs([
+            ("after", "-1"),
+            ("members", "maybe"),
+            ("wait", "61"),
+            ("limit", "0"),
+            ("x", "y"),
+        ])
+        .unwrap_err();
+        assert_eq!(fields(err), ["after", "members", "wait", "limit"]);
+        assert_eq!(PollQuery::from_pairs([]).unwrap(), PollQuery::default());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(valid_idempotency_key("abc-123_XYZ"));
+        assert!(valid_idempotency_key(&"k".repeat(128)));
+        assert!(!valid_idempotency_key(""));
+        assert!(!valid_idempotency_key(&"k".repeat(129)));
+        assert!(!valid_idempotency_key("has space"));
+        assert!(!valid_idempotency_key("é"));
+    }
+
+    proptest! {
+        #[test]
+        fn ttl_in_range_is_accepted_and_out_of_range_rejected(ttl in any::<i64>()) {
+            let res = CreateSessionRequest::from_json(json!({ "ttl": ttl }), LIMITS);
+            prop_assert_eq!(res.is_ok(), (1..=86_400).contains(&ttl));
+        }
+
+        #[test]
+        fn wait_and_limit_ranges(wait in any::<u32>(), limit in any::<u32>()) {
+            let (w, l) = (wait.to_string(), limit.to_string());
+            let res = PollQuery::from_pairs([("wait", w.as_str()), ("limit", l.as_str())]);
+            prop_assert_eq!(res.is_ok(), wait <= 60 && (1..=1000).contains(&limit));
+        }
+    }
+}

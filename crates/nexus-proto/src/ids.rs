@@ -1,0 +1,98 @@
+//! Session ids (192 bits, 48 lowercase hex chars) and session keys (256 bits, 64 hex chars), SPEC §1.
+//!
+//! Both are made from random bytes supplied by the caller (the server draws them from the OS CSPRNG).
+//! Parsing is strict: anything else is not a session id, which the server answers as
+//! `session_not_found` without looking it up.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Random bytes in a session id.
+pub const SESSION_ID_BYTES: usize = 24;
+/// Random bytes in a session key.
+pub const SESSION_KEY_BYTES: usize = 32;
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// A session id: 48 lowercase hex characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn from_random(bytes: [u8; SESSION_ID_BYTES]) -> Self {
+        Self(to_hex(&bytes))
+    }
+
+    /// Accepts exactly 48 lowercase hex characters.
+    pub fn parse(s: &str) -> Option<Self> {
+        is_lower_hex(s, SESSION_ID_BYTES * 2).then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A session key: 64 lowercase hex characters. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    pub fn from_random(bytes: [u8; SESSION_KEY_BYTES]) -> Self {
+        Self(to_hex(&bytes))
+    }
+
+    /// Wraps a stored key (for example one read back from disk) without checking its shape.
+    pub fn from_stored(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses() {
+        let id = SessionId::from_random([0xab; SESSION_ID_BYTES]);
+        assert_eq!(id.as_str().len(), 48);
+        assert_eq!(SessionId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(SessionId::parse(&id.as_str().to_uppercase()), None);
+        assert_eq!(SessionId::parse(&id.as_str()[1..]), None);
+        assert_eq!(SessionId::parse("../../etc/passwd"), None);
+        let key = SessionKey::from_random([7; SESSION_KEY_BYTES]);
+        assert_eq!(key.as_str().len(), 64);
+        assert_eq!(format!("{key:?}"), "SessionKey(..)");
+    }
+}

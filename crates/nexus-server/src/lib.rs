@@ -1,1 +1,20 @@
+//! `nexus-server`: the NexusMessaging relay.
+//!
+//! Layers, each in its own folder (SPEC §1–§2):
+//! - [`http`]: routes, extractors, request ids, access logs and the one mapping of errors to the
+//!   wire shape `{"error","message","details"}`.
+//! - [`domain`]: the protocol rules (sessions, pairing, messages, long-poll, expiry), knowing
+//!   nothing about HTTP.
+//! - [`store`]: the storage trait and its embedded backend (messages in memory, session metadata
+//!   in `DATA_DIR` via redb).
+//!
+//! [`config`] holds every setting; [`clock`] is the one source of time; [`server`] binds, serves and
+//! shuts down gracefully.
 
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod secrets;
+pub mod server;
+pub mod store;

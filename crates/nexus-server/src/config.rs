@@ -1,0 +1,167 @@
+//! Every setting of SPEC §2 "Configuration", each an environment variable and a kebab-case flag
+//! (the flag wins), with the SPEC's defaults. `nexus-server --help` lists them all.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use clap::builder::BoolishValueParser;
+
+/// The NexusMessaging relay. Every option can also be set by the environment variable shown.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "nexus-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free port; the address is printed on stdout).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Public base URL used in pairing links and skill documents [default: http://HOST:PORT].
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Folder for session metadata (created if missing). Messages never touch disk.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Longest session TTL a client may ask for, in seconds.
+    #[arg(long, env = "MAX_TTL_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ttl_seconds: u64,
+
+    /// Most agents a session may hold.
+    #[arg(long, env = "MAX_AGENTS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_agents: u64,
+
+    /// Remove non-creator agents silent for this many seconds (0 = never).
+    #[arg(long, env = "AGENT_INACTIVITY_SECONDS", default_value_t = 0)]
+    pub agent_inactivity_seconds: u64,
+
+    /// Lifetime of a pairing code, in seconds.
+    #[arg(long, env = "PAIR_CODE_TTL_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pair_code_ttl_seconds: u64,
+
+    /// Requests per client IP per 60 s window (0 = no limit).
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
+    pub rate_limit_per_minute: u64,
+
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// Failed pairing claims allowed per client IP per minute.
+    #[arg(long, env = "CLAIM_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub claim_failures_per_minute: u64,
+
+    /// Failed pairing claims allowed server-wide per minute.
+    #[arg(long, env = "CLAIM_FAILURES_GLOBAL_PER_MINUTE", default_value_t = 1000)]
+    pub claim_failures_global_per_minute: u64,
+
+    /// Refuse sends without X-Session-Key (1) instead of marking them unverified (0).
+    #[arg(long, env = "REQUIRE_SESSION_KEY", default_value = "0", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub require_session_key: bool,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 65_536)]
+    pub max_body_bytes: usize,
+
+    /// Most unexpired messages one session may hold.
+    #[arg(long, env = "MAX_MESSAGES_PER_SESSION", default_value_t = 10_000)]
+    pub max_messages_per_session: u64,
+
+    /// Most active sessions on this server.
+    #[arg(long, env = "MAX_SESSIONS", default_value_t = 100_000)]
+    pub max_sessions: u64,
+
+    /// Log filter (tracing env-filter syntax: error, warn, info, debug, trace).
+    #[arg(long, env = "LOG", default_value = "info")]
+    pub log: String,
+
+    /// PEM certificate chain; with --tls-key, serve HTTPS.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key; with --tls-cert, serve HTTPS.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, as if started with no flags and no environment (for tests and embedding).
+    pub fn defaults() -> Self {
+        Self::parse_from_defaults()
+    }
+
+    fn parse_from_defaults() -> Self {
+        Config {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 3000,
+            public_url: None,
+            data_dir: PathBuf::from("./data"),
+            max_ttl_seconds: 86_400,
+            max_agents: 50,
+            agent_inactivity_seconds: 0,
+            pair_code_ttl_seconds: 600,
+            rate_limit_per_minute: 100,
+            trusted_proxies: String::new(),
+            claim_failures_per_minute: 10,
+            claim_failures_global_per_minute: 1000,
+            require_session_key: false,
+            max_body_bytes: 65_536,
+            max_messages_per_session: 10_000,
+            max_sessions: 100_000,
+            log: "info".to_owned(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+
+    /// The public base URL without a trailing slash; `port` is the port actually bound.
+    pub fn public_base(&self, port: u16) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                match self.host {
+                    IpAddr::V6(h) => format!("{scheme}://[{h}]:{port}"),
+                    IpAddr::V4(h) => format!("{scheme}://{h}:{port}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_match_the_hand_written_defaults() {
+        Config::command().debug_assert();
+        let parsed = Config::try_parse_from(["nexus-server"]).unwrap();
+        let defaults = Config::defaults();
+        // Environment variables of the test process could change `parsed`; compare what CI controls.
+        assert_eq!(parsed.max_agents, defaults.max_agents);
+        assert_eq!(parsed.pair_code_ttl_seconds, defaults.pair_code_ttl_seconds);
+        assert_eq!(parsed.max_body_bytes, defaults.max_body_bytes);
+    }
+
+    #[test]
+    fn flags_override_and_booleans_accept_0_and_1() {
+        let c =
+            Config::try_parse_from(["nexus-server", "--port", "0", "--require-session-key", "1"])
+                .unwrap();
+        assert_eq!(c.port, 0);
+        assert!(c.require_session_key);
+        assert!(Config::try_parse_from(["nexus-server", "--max-agents", "0"]).is_err());
+        assert!(Config::try_parse_from(["nexus-server", "--tls-cert", "c.pem"]).is_err());
+        assert_eq!(c.public_base(4000), "http://127.0.0.1:4000");
+    }
+}

@@ -1,0 +1,243 @@
+//! Messages (SPEC §1 "Message", "Cursors"; §2 send and poll): verified and unverified sends,
+//! `Idempotency-Key`, the per-session quota, polls with exclusive `after`, the greeting at cursor
+//! `0`, `limit`, presence, `truncated`, and long-poll `wait`, which is woken by the send itself and
+//! released by expiry, removal of the reader, or shutdown.
+
+use std::time::Duration;
+
+use nexus_proto::api::{
+    MessageSent, PollQuery, PollResponse, Presence, SendRequest, valid_idempotency_key,
+};
+use nexus_proto::{Cursor, ErrorCode, FieldProblem};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::{Relay, RelayError, caller, json_body, session_id, session_not_found, ts};
+use crate::secrets::new_message_id;
+use crate::store::{AppendLimits, AppendOutcome, NewMessage, Page, ReadOutcome, StoredMessage};
+
+/// Message id of a session's greeting.
+pub const GREETING_ID: &str = "msg_greeting";
+
+fn wire(m: &StoredMessage) -> nexus_proto::api::Message {
+    nexus_proto::api::Message {
+        id: m.id.clone(),
+        agent_id: m.agent_id.to_string(),
+        text: m.text.clone(),
+        json: m.json.clone(),
+        cursor: m.cursor,
+        verified: m.verified,
+        sent_at: ts(m.sent_at),
+        expires_at: ts(m.expires_at),
+    }
+}
+
+fn receipt(m: &StoredMessage) -> MessageSent {
+    MessageSent {
+        id: m.id.clone(),
+        cursor: m.cursor,
+        sent_at: ts(m.sent_at),
+        expires_at: ts(m.expires_at),
+        verified: m.verified,
+        redacted: None,
+    }
+}
+
+/// A successful send: the receipt, and whether it repeats an earlier one (200, not 201).
+pub struct Sent {
+    pub receipt: MessageSent,
+    pub repeated: bool,
+}
+
+impl Relay {
+    /// `POST /v1/sessions/:id/messages`.
+    pub async fn send(
+        &self,
+        raw_id: &str,
+        agent_header: Option<&str>,
+        key_header: Option<&str>,
+        idempotency_header: Option<&str>,
+        body: &[u8],
+    ) -> Result<Sent, RelayError> {
+        let id = session_id(raw_id)?;
+        let agent = caller(agent_header)?;
+        let idempotency_key = match idempotency_header {
+            None => None,
+            Some(k) if valid_idempotency_key(k) => Some(k.to_owned()),
+            Some(_) => {
+                return Err(RelayError::invalid_request(vec![FieldProblem::new(
+                    "Idempotency-Key",
+                    "must be 1 to 128 visible ASCII characters",
+                )]));
+            }
+        };
+        let req = SendRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?;
+        let idempotency = idempotency_key.map(|k| {
+            let mut h = Sha256::new();
+            // Length-prefixed so that text and json cannot be confused with each other.
+            for part in [
+                req.text.as_deref().map(str::as_bytes),
+                req.json
+                    .as_ref()
+                    .map(|j| j.to_string().into_bytes())
+                    .as_deref(),
+            ] {
+                match part {
+                    Some(bytes) => {
+                        h.update((bytes.len() as u64 + 1).to_le_bytes());
+                        h.update(bytes);
+                    }
+                    None => h.update(0u64.to_le_bytes()),
+                }
+            }
+            (k, <[u8; 32]>::from(h.finalize()))
+        });
+        let message = NewMessage {
+            id: new_message_id()?,
+            agent_id: agent,
+            key: key_header.map(str::to_owned),
+            text: req.text,
+            json: req.json,
+            idempotency,
+        };
+        let limits = AppendLimits {
+            max_messages: self.config.max_messages_per_session,
+            require_key: self.config.require_session_key,
+        };
+        match self.store.append(&id, message, limits, self.now()).await? {
+            AppendOutcome::Stored(m) => Ok(Sent {
+                receipt: receipt(&m),
+                repeated: false,
+            }),
+            AppendOutcome::Repeated(m) => Ok(Sent {
+                receipt: receipt(&m),
+                repeated: true,
+            }),
+            AppendOutcome::SessionNotFound => Err(session_not_found()),
+            AppendOutcome::NotMember => Err(RelayError::new(
+                ErrorCode::Forbidden,
+                "only members of the session may send; join or claim first",
+            )),
+            AppendOutcome::MissingKey => Err(RelayError::new(
+                ErrorCode::MissingSessionKey,
+                "this server requires the X-Session-Key header on sends",
+            )),
+            AppendOutcome::InvalidKey => Err(RelayError::new(
+                ErrorCode::InvalidSessionKey,
+                "the session key does not match this agent",
+            )),
+            AppendOutcome::IdempotencyKeyReused => Err(RelayError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was already used with a different body",
+            )),
+            AppendOutcome::QuotaExceeded => Err(RelayError::new(
+                ErrorCode::SessionQuotaExceeded,
+                format!(
+                    "the session holds {} unexpired messages; nothing was stored",
+                    self.config.max_messages_per_session
+                ),
+            )),
+        }
+    }
+
+    /// `GET /v1/sessions/:id/messages`.
+    pub async fn poll(
+        &self,
+        raw_id: &str,
+        agent_header: Option<&str>,
+        raw_query: Option<&str>,
+    ) -> Result<PollResponse, RelayError> {
+        let id = session_id(raw_id)?;
+        let reader = caller(agent_header)?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
+            .map_err(|_| {
+                RelayError::invalid_request(vec![FieldProblem::new(
+                    "query",
+                    "is not a valid query string",
+                )])
+            })?;
+        let query = PollQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(RelayError::invalid_request)?;
+        let deadline = Instant::now() + Duration::from_secs(query.wait);
+        // Subscribe before reading, so a send between the read and the wait still wakes us.
+        let mut wake = self.store.subscribe(&id);
+        loop {
+            let page = match self
+                .store
+                .read(&id, &reader, query.after, query.limit as usize, self.now())
+                .await?
+            {
+                ReadOutcome::Page(page) => page,
+                ReadOutcome::SessionNotFound => return Err(session_not_found()),
+                ReadOutcome::NotMember => {
+                    return Err(RelayError::new(
+                        ErrorCode::AgentNotInSession,
+                        "this agent is not a member of the session (never joined, left, or removed for inactivity)",
+                    ));
+                }
+            };
+            let has_greeting = query.after.is_none() && page.record.greeting.is_some();
+            if !page.messages.is_empty()
+                || has_greeting
+                || query.wait == 0
+                || Instant::now() >= deadline
+                || self.shutdown.is_cancelled()
+            {
+                return Ok(self.page_response(page, &query));
+            }
+            let release = self.clock.instant_at(page.release_at).min(deadline);
+            tokio::select! {
+                changed = async {
+                    match wake.as_mut() {
+                        Some(rx) => rx.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if !changed {
+                        wake = None; // the session is gone: the next read says so
+                    }
+                }
+                _ = tokio::time::sleep_until(release) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    fn page_response(&self, page: Page, query: &PollQuery) -> PollResponse {
+        let rec = &page.record;
+        let mut messages = Vec::with_capacity(page.messages.len() + 1);
+        if let (None, Some(text)) = (query.after, &rec.greeting) {
+            messages.push(nexus_proto::api::Message {
+                id: GREETING_ID.into(),
+                agent_id: nexus_proto::agent_id::SYSTEM_AGENT_ID.into(),
+                text: Some(text.clone()),
+                json: None,
+                cursor: Cursor::ZERO,
+                verified: true,
+                sent_at: ts(rec.created_at),
+                expires_at: ts(rec.expires_at),
+            });
+        }
+        messages.extend(page.messages.iter().map(|m| wire(m)));
+        messages.truncate(query.limit as usize);
+        let next_cursor = messages
+            .last()
+            .map(|m| m.cursor)
+            .or(query.after)
+            .unwrap_or(Cursor::ZERO);
+        PollResponse {
+            messages,
+            next_cursor,
+            truncated: page.truncated,
+            members: query.members.then(|| {
+                rec.members
+                    .iter()
+                    .map(|m| Presence {
+                        agent_id: m.agent_id.to_string(),
+                        last_seen_at: ts(m.last_seen_at),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}

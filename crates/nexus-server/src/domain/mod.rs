@@ -1,0 +1,153 @@
+//! The protocol rules of SPEC §1–§2, independent of HTTP: what each request may do, in which order
+//! its checks run, and what it answers. Handlers call one [`Relay`] method per endpoint.
+//!
+//! - [`sessions`]: create, status, join, leave (its SPEC order of checks), renew.
+//! - [`messages`]: send (verification, idempotency, quota) and poll (cursors, greeting,
+//!   `truncated`, presence, long-poll).
+//! - [`pairing`]: codes, claims, code states.
+//! - [`expiry`]: the background sweep and batched flush.
+//! - [`error`]: the domain's one error type.
+
+pub mod error;
+pub mod expiry;
+pub mod messages;
+pub mod pairing;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use nexus_proto::api::{Capabilities, Health, Limits, Stats};
+use nexus_proto::time::{Millis, format_rfc3339};
+use nexus_proto::{AgentId, AgentIdError, ErrorCode, SessionId};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use error::RelayError;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::{Deadlines, Store};
+
+/// The relay: configuration, clock, store and the shutdown signal long-polls listen to.
+pub struct Relay {
+    pub config: Config,
+    pub clock: Clock,
+    pub store: Arc<dyn Store>,
+    /// Cancelled when the server begins a graceful shutdown: parked long-polls answer at once.
+    pub shutdown: CancellationToken,
+    /// Base of pairing URLs and skill documents, without a trailing slash.
+    pub public_url: String,
+    started_at: Millis,
+}
+
+impl Relay {
+    pub fn new(config: Config, clock: Clock, store: Arc<dyn Store>, public_url: String) -> Self {
+        let started_at = clock.now_ms();
+        Self {
+            config,
+            clock,
+            store,
+            shutdown: CancellationToken::new(),
+            public_url,
+            started_at,
+        }
+    }
+
+    /// The deadlines the store applies, derived from the configuration.
+    pub fn deadlines(config: &Config) -> Deadlines {
+        Deadlines {
+            inactivity_ms: (config.agent_inactivity_seconds > 0)
+                .then(|| config.agent_inactivity_seconds.saturating_mul(1000)),
+            code_memory_ms: config.pair_code_ttl_seconds.saturating_mul(1000),
+        }
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_ttl_seconds: self.config.max_ttl_seconds,
+            max_agents: self.config.max_agents,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    fn uptime(&self) -> u64 {
+        self.now().saturating_sub(self.started_at) / 1000
+    }
+
+    /// `GET /health`.
+    pub fn health(&self) -> Health {
+        Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime: self.uptime(),
+            capabilities: Capabilities {
+                message_format: vec!["text".into(), "json".into()],
+                long_poll: true,
+                max_wait_seconds: nexus_proto::api::MAX_WAIT_SECONDS,
+                idempotency: true,
+                truncation: true,
+            },
+        }
+    }
+
+    /// `GET /v1/stats`.
+    pub async fn stats(&self) -> Result<Stats, RelayError> {
+        let s = self.store.stats(self.now()).await?;
+        Ok(Stats {
+            active_sessions: s.sessions,
+            total_agents: s.agents,
+            total_messages: s.messages,
+            uptime: self.uptime(),
+        })
+    }
+}
+
+/// A path's session id; anything malformed cannot exist, so it is `session_not_found`.
+pub(crate) fn session_id(raw: &str) -> Result<SessionId, RelayError> {
+    SessionId::parse(raw).ok_or_else(session_not_found)
+}
+
+pub(crate) fn session_not_found() -> RelayError {
+    RelayError::new(
+        ErrorCode::SessionNotFound,
+        "no such session: it never existed or has expired",
+    )
+}
+
+/// The caller's `X-Agent-Id`: required and well-formed.
+pub(crate) fn caller(header: Option<&str>) -> Result<AgentId, RelayError> {
+    match header {
+        None | Some("") => Err(RelayError::new(
+            ErrorCode::MissingAgentId,
+            "the X-Agent-Id header is required",
+        )),
+        Some(raw) => parse_agent_id(raw, "X-Agent-Id"),
+    }
+}
+
+pub(crate) fn parse_agent_id(raw: &str, field: &str) -> Result<AgentId, RelayError> {
+    AgentId::parse(raw).map_err(|e: AgentIdError| {
+        RelayError::new(ErrorCode::InvalidAgentId, format!("{field}: {e}"))
+            .with_details(vec![nexus_proto::FieldProblem::new(field, e.to_string())])
+    })
+}
+
+/// A request body as JSON; an empty body is `{}` (SPEC §2).
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, RelayError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        RelayError::new(
+            ErrorCode::InvalidBody,
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+pub(crate) fn ts(ms: Millis) -> String {
+    format_rfc3339(ms)
+}

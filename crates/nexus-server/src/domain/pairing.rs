@@ -1,0 +1,112 @@
+//! Pairing (SPEC §1 "Pairing code"; §2 pair endpoints): single-use codes that expire after
+//! `PAIR_CODE_TTL_SECONDS`, claims that join the claimer at once (a refused join leaves the code
+//! pending), and code states. Claimed and expired codes are remembered for another TTL, then
+//! forgotten. Unknown and malformed codes take the same path as expired ones up to the answer.
+
+use nexus_proto::api::{Claimed, CreatePairRequest, PairCreated, PairStatus};
+use nexus_proto::time::Millis;
+use nexus_proto::{ErrorCode, PairCode};
+
+use super::sessions::join_refusal;
+use super::{Relay, RelayError, caller, json_body, session_id, session_not_found, ts};
+use crate::secrets::{new_pair_code, new_session_key};
+use crate::store::{ClaimOutcome, CodeRecord, CodeState};
+
+fn code_not_found() -> RelayError {
+    RelayError::new(ErrorCode::CodeNotFound, "no such pairing code")
+}
+
+/// A code's state and, while it is known, when it expires (for the skill document).
+pub struct CodeView {
+    pub state: CodeState,
+    pub code: Option<PairCode>,
+}
+
+impl Relay {
+    /// `PUT /v1/pair`.
+    pub async fn create_code(&self, body: &[u8]) -> Result<PairCreated, RelayError> {
+        let req =
+            CreatePairRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?;
+        let id = session_id(&req.session_id)?;
+        let now = self.now();
+        if self.store.session(&id, now).await?.is_none() {
+            return Err(session_not_found());
+        }
+        let ttl_ms: Millis = self.config.pair_code_ttl_seconds * 1000;
+        let code = new_pair_code()?;
+        let record = CodeRecord {
+            code: code.clone(),
+            session_id: id,
+            created_at: now,
+            expires_at: now + ttl_ms,
+            claimed_at: None,
+            forget_at: now + 2 * ttl_ms,
+        };
+        let expires_at = record.expires_at;
+        self.store.create_code(record).await?;
+        Ok(PairCreated {
+            url: format!("{}/p/{}", self.public_url, code),
+            code: code.to_string(),
+            expires_at: ts(expires_at),
+        })
+    }
+
+    /// `POST /v1/pair/:code/claim`.
+    pub async fn claim(
+        &self,
+        raw_code: &str,
+        agent_header: Option<&str>,
+    ) -> Result<Claimed, RelayError> {
+        let agent = caller(agent_header)?;
+        let Some(code) = PairCode::parse(raw_code) else {
+            return Err(code_not_found());
+        };
+        let key = new_session_key()?;
+        match self
+            .store
+            .claim_code(&code, &agent, key.clone(), self.now())
+            .await?
+        {
+            ClaimOutcome::Claimed { record } => Ok(Claimed {
+                session_id: record.id.to_string(),
+                status: "claimed".into(),
+                session_key: key.as_str().to_owned(),
+                expires_at: ts(record.expires_at),
+            }),
+            ClaimOutcome::Unknown => Err(code_not_found()),
+            ClaimOutcome::ExpiredOrUsed => Err(RelayError::new(
+                ErrorCode::CodeExpiredOrUsed,
+                "this pairing code has expired or was already claimed; ask for a new one",
+            )),
+            ClaimOutcome::Refused(outcome) => Err(join_refusal(outcome)),
+        }
+    }
+
+    /// The state of a code, `Unknown` for malformed ones.
+    pub async fn code_view(&self, raw_code: &str) -> Result<CodeView, RelayError> {
+        let Some(code) = PairCode::parse(raw_code) else {
+            return Ok(CodeView {
+                state: CodeState::Unknown,
+                code: None,
+            });
+        };
+        let state = self.store.code_state(&code, self.now()).await?;
+        Ok(CodeView {
+            state,
+            code: Some(code),
+        })
+    }
+
+    /// `GET /v1/pair/:code/status`.
+    pub async fn code_status(&self, raw_code: &str) -> Result<PairStatus, RelayError> {
+        let state = match self.code_view(raw_code).await?.state {
+            CodeState::Pending => "pending",
+            CodeState::Claimed => "claimed",
+            CodeState::Expired => "expired",
+            CodeState::Unknown => return Err(code_not_found()),
+        };
+        Ok(PairStatus {
+            state: state.into(),
+        })
+    }
+}

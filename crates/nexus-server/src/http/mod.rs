@@ -1,0 +1,69 @@
+//! HTTP: the routes of SPEC §2, thin handlers (extract, call the [`Relay`], answer), the
+//! extractors that turn framework rejections into protocol errors, the request-id and access-log
+//! middleware, and the JSON fallbacks for unknown routes and wrong methods.
+
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod messages;
+pub mod meta;
+pub mod observe;
+pub mod pairing;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post, put};
+use nexus_proto::ErrorCode;
+
+use crate::domain::{Relay, RelayError};
+
+/// The state every handler gets.
+pub type AppState = Arc<Relay>;
+
+/// The whole API as one router.
+pub fn router(relay: Arc<Relay>) -> Router {
+    let max_body = relay.config.max_body_bytes;
+    Router::new()
+        .route("/", get(docs::root))
+        .route("/health", get(meta::health))
+        .route("/v1/stats", get(meta::stats))
+        .route("/v1/sessions", put(sessions::create))
+        .route("/v1/sessions/{id}", get(sessions::status))
+        .route("/v1/sessions/{id}/join", post(sessions::join))
+        .route(
+            "/v1/sessions/{id}/agents/{agent_id}",
+            delete(sessions::leave),
+        )
+        .route("/v1/sessions/{id}/renew", post(sessions::renew))
+        .route(
+            "/v1/sessions/{id}/messages",
+            post(messages::send).get(messages::poll),
+        )
+        .route("/v1/pair", put(pairing::create))
+        .route("/v1/pair/{code}/claim", post(pairing::claim))
+        .route("/v1/pair/{code}/status", get(pairing::status))
+        .route("/v1/pair/{code}/skill", get(docs::pair_skill))
+        .route("/p/{code}", get(docs::pair_link))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(observe::observe))
+        .with_state(relay)
+}
+
+async fn unknown_route() -> RelayError {
+    RelayError::new(
+        ErrorCode::NotFound,
+        "no such endpoint; GET / describes the API",
+    )
+}
+
+async fn wrong_method() -> RelayError {
+    RelayError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method; GET / describes the API",
+    )
+}

@@ -1,0 +1,55 @@
+//! Request ids and access logs. Every response carries `X-Request-Id`; every request logs one line
+//! with method, route template (so session ids, agent ids in paths and pairing codes never appear:
+//! `/v1/sessions/{id}/messages`), status and latency. Query strings, headers and bodies are never
+//! logged (SPEC §2 "Logs"). Panics in handlers become `internal_error` answers.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use futures_util::FutureExt;
+
+use super::error::internal_error_response;
+use crate::secrets::new_request_id;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, inside a handler.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+pub async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = new_request_id();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let run = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
+    let mut response = match REQUEST_ID.scope(id.clone(), run).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(request_id = %id, route = %route, "handler panicked");
+            REQUEST_ID.sync_scope(id.clone(), internal_error_response)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        target: "nexus::access",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+    );
+    response
+}

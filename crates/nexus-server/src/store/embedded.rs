@@ -1,0 +1,686 @@
+//! The embedded backend: all state in memory behind short `std::sync::Mutex` sections (never held
+//! across `.await`), session and code metadata journaled to redb in `DATA_DIR` (see `persist`), or
+//! nothing on disk at all for tests ([`EmbeddedStore::in_memory`]).
+//!
+//! Lock order, to stay deadlock-free: codes → session map → one session. Expired sessions are
+//! dropped when touched and by [`Store::sweep`].
+//!
+//! Cursors never repeat across restarts: blocks of cursors are reserved durably ahead of use
+//! ([`RESERVE_BLOCK`]); after a restart a session resumes above everything reserved, and every
+//! message up to there counts as lost (`truncated`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use nexus_proto::time::Millis;
+use nexus_proto::{AgentId, Cursor, PairCode, SessionId, SessionKey};
+use tokio::sync::watch;
+
+use super::persist::{Durable, Journal, Op};
+use super::*;
+use crate::secrets::secret_eq;
+
+/// Cursors reserved on disk at a time.
+pub const RESERVE_BLOCK: u64 = 1024;
+
+struct Entry {
+    rec: SessionRecord,
+    messages: VecDeque<Arc<StoredMessage>>,
+    /// (sender, Idempotency-Key) → (body digest, cursor).
+    idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
+    wake: watch::Sender<u64>,
+    /// Highest cursor known to be reserved on disk.
+    durable_ceiling: u64,
+    reserving: bool,
+}
+
+impl Entry {
+    fn new(rec: SessionRecord, durable_ceiling: u64) -> Self {
+        let (wake, _) = watch::channel(rec.last_cursor);
+        Self {
+            rec,
+            messages: VecDeque::new(),
+            idempotency: HashMap::new(),
+            wake,
+            durable_ceiling,
+            reserving: false,
+        }
+    }
+
+    /// Removes members past their inactivity deadline (never the creator). True if any was.
+    fn prune(&mut self, now: Millis, inactivity_ms: Option<Millis>) -> bool {
+        let Some(limit) = inactivity_ms else {
+            return false;
+        };
+        let creator = self.rec.creator.clone();
+        let before = self.rec.members.len();
+        self.rec.members.retain(|m| {
+            Some(&m.agent_id) == creator.as_ref() || now < m.last_seen_at.saturating_add(limit)
+        });
+        let changed = self.rec.members.len() != before;
+        if changed {
+            self.wake.send_modify(|_| {});
+        }
+        changed
+    }
+
+    fn touch(&mut self, now: Millis) {
+        self.rec.expires_at = now.saturating_add(self.rec.ttl_secs.saturating_mul(1000));
+    }
+
+    fn drop_expired_messages(&mut self, now: Millis) {
+        while let Some(front) = self.messages.front() {
+            if front.expires_at > now {
+                break;
+            }
+            self.rec.lost_through = self.rec.lost_through.max(front.cursor.0);
+            if let Some(key) = &front.idempotency_key {
+                self.idempotency
+                    .remove(&(front.agent_id.clone(), key.clone()));
+            }
+            self.messages.pop_front();
+        }
+    }
+
+    fn held_messages(&self, now: Millis) -> u64 {
+        self.messages.iter().filter(|m| m.expires_at > now).count() as u64
+    }
+
+    fn find(&self, cursor: Cursor) -> Option<&Arc<StoredMessage>> {
+        let i = self.messages.partition_point(|m| m.cursor < cursor);
+        self.messages.get(i).filter(|m| m.cursor == cursor)
+    }
+
+    fn member_deadline(&self, agent: &AgentId, inactivity_ms: Option<Millis>) -> Millis {
+        match (inactivity_ms, self.rec.member(agent)) {
+            (Some(limit), Some(m)) if self.rec.creator.as_ref() != Some(agent) => {
+                m.last_seen_at.saturating_add(limit)
+            }
+            _ => Millis::MAX,
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Entry>>;
+
+/// The embedded store. Cheap to share behind an `Arc`.
+pub struct EmbeddedStore {
+    sessions: Mutex<HashMap<SessionId, Shared>>,
+    codes: Mutex<HashMap<PairCode, CodeRecord>>,
+    dirty: Mutex<HashSet<SessionId>>,
+    journal: Option<Journal>,
+    deadlines: Deadlines,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical section
+/// leaves the data consistent before anything that could panic).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl EmbeddedStore {
+    /// A store that keeps nothing on disk (tests, benchmarks).
+    pub fn in_memory(deadlines: Deadlines) -> Self {
+        Self {
+            sessions: Mutex::new(HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+            journal: None,
+            deadlines,
+        }
+    }
+
+    /// Opens the store in `dir`, reloading sessions and codes that have not expired.
+    pub fn open(dir: &Path, deadlines: Deadlines, now: Millis) -> StoreResult<Self> {
+        let (journal, loaded) = Journal::open(dir)?;
+        let mut sessions = HashMap::new();
+        let mut stale = Vec::new();
+        for mut rec in loaded.sessions {
+            if rec.expires_at <= now {
+                stale.push(Op::DeleteSession(rec.id.as_str().to_owned()));
+                continue;
+            }
+            // Bodies did not survive: resume above everything that may have been handed out.
+            let high = rec.last_cursor.max(rec.cursor_ceiling);
+            rec.last_cursor = high;
+            rec.cursor_ceiling = high;
+            rec.lost_through = rec.lost_through.max(high);
+            sessions.insert(rec.id.clone(), Arc::new(Mutex::new(Entry::new(rec, high))));
+        }
+        let mut codes = HashMap::new();
+        for code in loaded.codes {
+            if code.forget_at <= now {
+                stale.push(Op::DeleteCode(code.code.as_str().to_owned()));
+            } else {
+                codes.insert(code.code.clone(), code);
+            }
+        }
+        if !stale.is_empty() {
+            journal.write_later(stale)?;
+        }
+        Ok(Self {
+            sessions: Mutex::new(sessions),
+            codes: Mutex::new(codes),
+            dirty: Mutex::new(HashSet::new()),
+            journal: Some(journal),
+            deadlines,
+        })
+    }
+
+    /// The session if it exists and has not expired; an expired one is dropped on the spot.
+    fn live(&self, id: &SessionId, now: Millis) -> Option<Shared> {
+        let mut map = lock(&self.sessions);
+        let shared = map.get(id)?.clone();
+        let expired = lock(&shared).rec.expires_at <= now;
+        if expired {
+            map.remove(id);
+            self.forget_session(id);
+            return None;
+        }
+        Some(shared)
+    }
+
+    fn forget_session(&self, id: &SessionId) {
+        if let Some(j) = &self.journal {
+            let _ = j.write_later(vec![Op::DeleteSession(id.as_str().to_owned())]);
+        }
+    }
+
+    fn mark_dirty(&self, id: &SessionId) {
+        if self.journal.is_some() {
+            lock(&self.dirty).insert(id.clone());
+        }
+    }
+
+    /// Queues a durable write of `rec` (call with the session locked).
+    fn persist(&self, rec: &SessionRecord) -> StoreResult<Option<Durable>> {
+        match &self.journal {
+            Some(j) => Ok(Some(j.write(vec![Op::put_session(rec)?])?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds `agent` to a locked session: the shared step of join and claim.
+    fn join_locked(
+        &self,
+        e: &mut Entry,
+        agent: &AgentId,
+        key: SessionKey,
+        now: Millis,
+    ) -> StoreResult<Result<Option<Durable>, JoinOutcome>> {
+        if e.prune(now, self.deadlines.inactivity_ms) {
+            self.mark_dirty(&e.rec.id);
+        }
+        if e.rec.member(agent).is_some() {
+            return Ok(Err(JoinOutcome::AgentIdTaken));
+        }
+        if e.rec.members.len() as u64 >= e.rec.max_agents {
+            return Ok(Err(JoinOutcome::SessionFull));
+        }
+        e.rec.members.push(MemberRecord {
+            agent_id: agent.clone(),
+            key,
+            joined_at: now,
+            last_seen_at: now,
+        });
+        Ok(Ok(self.persist(&e.rec)?))
+    }
+
+    fn code_state_locked(&self, code: &CodeRecord, now: Millis) -> CodeState {
+        if code.forget_at <= now {
+            CodeState::Unknown
+        } else if code.claimed_at.is_some() {
+            CodeState::Claimed
+        } else if code.expires_at <= now || self.live(&code.session_id, now).is_none() {
+            CodeState::Expired
+        } else {
+            CodeState::Pending
+        }
+    }
+
+    /// Reserves the next block of cursors in the background once half of the current one is used,
+    /// so appends rarely wait for the disk.
+    fn reserve_ahead(&self, shared: &Shared, e: &mut Entry, next: u64) -> StoreResult<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if e.reserving || next + RESERVE_BLOCK / 2 < e.durable_ceiling {
+            return Ok(());
+        }
+        e.reserving = true;
+        e.rec.cursor_ceiling = e.rec.cursor_ceiling.max(e.durable_ceiling + RESERVE_BLOCK);
+        let target = e.rec.cursor_ceiling;
+        let pending = journal.write(vec![Op::put_session(&e.rec)?])?;
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let ok = pending.done().await.is_ok();
+            let mut e = lock(&shared);
+            e.reserving = false;
+            if ok {
+                e.durable_ceiling = e.durable_ceiling.max(target);
+            }
+        });
+        Ok(())
+    }
+
+    async fn settle(pending: Option<Durable>) -> StoreResult<()> {
+        match pending {
+            Some(d) => d.done().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn create_session(&self, mut rec: SessionRecord, max_sessions: u64) -> StoreResult<bool> {
+        let now = rec.created_at;
+        let has_journal = self.journal.is_some();
+        rec.cursor_ceiling = if has_journal { RESERVE_BLOCK } else { 0 };
+        let pending = {
+            let mut map = lock(&self.sessions);
+            if map.len() as u64 >= max_sessions {
+                let expired: Vec<SessionId> = map
+                    .iter()
+                    .filter(|(_, s)| lock(s).rec.expires_at <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in expired {
+                    map.remove(&id);
+                    self.forget_session(&id);
+                }
+                if map.len() as u64 >= max_sessions {
+                    return Ok(false);
+                }
+            }
+            let pending = self.persist(&rec)?;
+            let ceiling = if has_journal { RESERVE_BLOCK } else { u64::MAX };
+            map.insert(
+                rec.id.clone(),
+                Arc::new(Mutex::new(Entry::new(rec, ceiling))),
+            );
+            pending
+        };
+        Self::settle(pending).await?;
+        Ok(true)
+    }
+
+    async fn session(&self, id: &SessionId, now: Millis) -> StoreResult<Option<SessionRecord>> {
+        let Some(shared) = self.live(id, now) else {
+            return Ok(None);
+        };
+        let mut e = lock(&shared);
+        if e.prune(now, self.deadlines.inactivity_ms) {
+            self.mark_dirty(id);
+        }
+        Ok(Some(e.rec.clone()))
+    }
+
+    async fn join(
+        &self,
+        id: &SessionId,
+        agent: &AgentId,
+        key: SessionKey,
+        now: Millis,
+    ) -> StoreResult<JoinOutcome> {
+        let Some(shared) = self.live(id, now) else {
+            return Ok(JoinOutcome::SessionNotFound);
+        };
+        let (pending, record) = {
+            let mut e = lock(&shared);
+            match self.join_locked(&mut e, agent, key, now)? {
+                Ok(pending) => (pending, e.rec.clone()),
+                Err(outcome) => return Ok(outcome),
+            }
+        };
+        Self::settle(pending).await?;
+        Ok(JoinOutcome::Joined { record })
+    }
+
+    async fn leave(
+        &self,
+        id: &SessionId,
+        agent: &AgentId,
+        now: Millis,
+    ) -> StoreResult<LeaveOutcome> {
+        let Some(shared) = self.live(id, now) else {
+            return Ok(LeaveOutcome::SessionNotFound);
+        };
+        let pending = {
+            let mut e = lock(&shared);
+            e.prune(now, self.deadlines.inactivity_ms);
+            let before = e.rec.members.len();
+            e.rec.members.retain(|m| &m.agent_id != agent);
+            if e.rec.members.len() == before {
+                return Ok(LeaveOutcome::AgentNotFound);
+            }
+            e.wake.send_modify(|_| {});
+            self.persist(&e.rec)?
+        };
+        Self::settle(pending).await?;
+        Ok(LeaveOutcome::Removed)
+    }
+
+    async fn renew(
+        &self,
+        id: &SessionId,
+        ttl_secs: Option<u64>,
+        now: Millis,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let Some(shared) = self.live(id, now) else {
+            return Ok(None);
+        };
+        let (pending, record) = {
+            let mut e = lock(&shared);
+            e.prune(now, self.deadlines.inactivity_ms);
+            if let Some(ttl) = ttl_secs {
+                e.rec.ttl_secs = ttl;
+            }
+            e.touch(now);
+            (self.persist(&e.rec)?, e.rec.clone())
+        };
+        Self::settle(pending).await?;
+        Ok(Some(record))
+    }
+
+    async fn append(
+        &self,
+        id: &SessionId,
+        msg: NewMessage,
+        limits: AppendLimits,
+        now: Millis,
+    ) -> StoreResult<AppendOutcome> {
+        loop {
+            let Some(shared) = self.live(id, now) else {
+                return Ok(AppendOutcome::SessionNotFound);
+            };
+            let reservation = {
+                let mut e = lock(&shared);
+                if e.prune(now, self.deadlines.inactivity_ms) {
+                    self.mark_dirty(id);
+                }
+                let Some(member) = e.rec.member(&msg.agent_id) else {
+                    return Ok(AppendOutcome::NotMember);
+                };
+                let verified = match &msg.key {
+                    Some(k) if secret_eq(k, member.key.as_str()) => true,
+                    Some(_) => return Ok(AppendOutcome::InvalidKey),
+                    None if limits.require_key => return Ok(AppendOutcome::MissingKey),
+                    None => false,
+                };
+                e.drop_expired_messages(now);
+                if let Some((key, digest)) = &msg.idempotency {
+                    let slot = (msg.agent_id.clone(), key.clone());
+                    if let Some((seen, cursor)) = e.idempotency.get(&slot) {
+                        if seen != digest {
+                            return Ok(AppendOutcome::IdempotencyKeyReused);
+                        }
+                        if let Some(original) = e.find(*cursor) {
+                            return Ok(AppendOutcome::Repeated(original.clone()));
+                        }
+                    }
+                }
+                if e.held_messages(now) >= limits.max_messages {
+                    return Ok(AppendOutcome::QuotaExceeded);
+                }
+                let next = e.rec.last_cursor + 1;
+                if next > e.durable_ceiling {
+                    // Reserve a block on disk before handing out a cursor above the last one.
+                    if e.rec.cursor_ceiling < next {
+                        e.rec.cursor_ceiling = e.rec.last_cursor + RESERVE_BLOCK;
+                    }
+                    Some((e.rec.cursor_ceiling, self.persist(&e.rec)?))
+                } else {
+                    e.rec.last_cursor = next;
+                    e.touch(now);
+                    let expires_at = e.rec.expires_at;
+                    if let Some(m) = e
+                        .rec
+                        .members
+                        .iter_mut()
+                        .find(|m| m.agent_id == msg.agent_id)
+                    {
+                        m.last_seen_at = now;
+                    }
+                    let stored = Arc::new(StoredMessage {
+                        id: msg.id,
+                        agent_id: msg.agent_id,
+                        text: msg.text,
+                        json: msg.json,
+                        cursor: Cursor(next),
+                        verified,
+                        sent_at: now,
+                        expires_at,
+                        idempotency_key: msg.idempotency.as_ref().map(|(k, _)| k.clone()),
+                    });
+                    if let Some((key, digest)) = msg.idempotency {
+                        e.idempotency
+                            .insert((stored.agent_id.clone(), key), (digest, Cursor(next)));
+                    }
+                    e.messages.push_back(stored.clone());
+                    e.wake.send_replace(next);
+                    self.mark_dirty(id);
+                    self.reserve_ahead(&shared, &mut e, next)?;
+                    return Ok(AppendOutcome::Stored(stored));
+                }
+            };
+            if let Some((target, pending)) = reservation {
+                Self::settle(pending).await?;
+                let mut e = lock(&shared);
+                e.durable_ceiling = e.durable_ceiling.max(target);
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        id: &SessionId,
+        reader: &AgentId,
+        after: Option<Cursor>,
+        limit: usize,
+        now: Millis,
+    ) -> StoreResult<ReadOutcome> {
+        let Some(shared) = self.live(id, now) else {
+            return Ok(ReadOutcome::SessionNotFound);
+        };
+        let mut e = lock(&shared);
+        e.prune(now, self.deadlines.inactivity_ms);
+        let Some(m) = e.rec.members.iter_mut().find(|m| &m.agent_id == reader) else {
+            return Ok(ReadOutcome::NotMember);
+        };
+        m.last_seen_at = now;
+        e.touch(now);
+        self.mark_dirty(id);
+        e.drop_expired_messages(now);
+        let lost = e.rec.lost_through;
+        let mut truncated = lost > 0 && after.is_none_or(|a| a.0 < lost);
+        let start = match after {
+            Some(a) => e.messages.partition_point(|m| m.cursor <= a),
+            None => 0,
+        };
+        let mut messages = Vec::with_capacity(limit.min(e.messages.len() - start));
+        for m in e.messages.range(start..) {
+            if messages.len() >= limit {
+                break;
+            }
+            if m.expires_at <= now {
+                truncated = true;
+            } else {
+                messages.push(m.clone());
+            }
+        }
+        let release_at = e
+            .rec
+            .expires_at
+            .min(e.member_deadline(reader, self.deadlines.inactivity_ms));
+        Ok(ReadOutcome::Page(Page {
+            record: e.rec.clone(),
+            messages,
+            truncated,
+            release_at,
+        }))
+    }
+
+    fn subscribe(&self, id: &SessionId) -> Option<Wakeup> {
+        let map = lock(&self.sessions);
+        let shared = map.get(id)?;
+        Some(lock(shared).wake.subscribe())
+    }
+
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<()> {
+        let pending = {
+            let mut codes = lock(&self.codes);
+            let pending = match &self.journal {
+                Some(j) => Some(j.write(vec![Op::put_code(&record)?])?),
+                None => None,
+            };
+            codes.insert(record.code.clone(), record);
+            pending
+        };
+        Self::settle(pending).await
+    }
+
+    async fn claim_code(
+        &self,
+        code: &PairCode,
+        agent: &AgentId,
+        key: SessionKey,
+        now: Millis,
+    ) -> StoreResult<ClaimOutcome> {
+        let (pending, record) = {
+            let mut codes = lock(&self.codes);
+            let Some(rec) = codes.get(code).cloned() else {
+                return Ok(ClaimOutcome::Unknown);
+            };
+            match self.code_state_locked(&rec, now) {
+                CodeState::Unknown => {
+                    codes.remove(code);
+                    return Ok(ClaimOutcome::Unknown);
+                }
+                CodeState::Claimed | CodeState::Expired => return Ok(ClaimOutcome::ExpiredOrUsed),
+                CodeState::Pending => {}
+            }
+            let Some(shared) = self.live(&rec.session_id, now) else {
+                return Ok(ClaimOutcome::ExpiredOrUsed);
+            };
+            let mut e = lock(&shared);
+            let session_write = match self.join_locked(&mut e, agent, key, now)? {
+                Ok(pending) => pending,
+                Err(refused) => return Ok(ClaimOutcome::Refused(refused)),
+            };
+            let claimed = CodeRecord {
+                claimed_at: Some(now),
+                forget_at: now.saturating_add(self.deadlines.code_memory_ms),
+                ..rec
+            };
+            let code_write = match &self.journal {
+                Some(j) => Some(j.write(vec![Op::put_code(&claimed)?])?),
+                None => None,
+            };
+            codes.insert(code.clone(), claimed);
+            // The code write was queued after the session write: its ack covers both.
+            drop(session_write);
+            (code_write, e.rec.clone())
+        };
+        Self::settle(pending).await?;
+        Ok(ClaimOutcome::Claimed { record })
+    }
+
+    async fn code_state(&self, code: &PairCode, now: Millis) -> StoreResult<CodeState> {
+        let codes = lock(&self.codes);
+        Ok(match codes.get(code) {
+            Some(rec) => self.code_state_locked(rec, now),
+            None => CodeState::Unknown,
+        })
+    }
+
+    async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
+        let map = lock(&self.sessions);
+        let mut stats = StoreStats::default();
+        for shared in map.values() {
+            let e = lock(shared);
+            if e.rec.expires_at > now {
+                stats.sessions += 1;
+                stats.agents += e.rec.members.len() as u64;
+                stats.messages += e.held_messages(now);
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn sweep(&self, now: Millis) -> StoreResult<()> {
+        let mut stale_codes = Vec::new();
+        {
+            let mut codes = lock(&self.codes);
+            codes.retain(|code, rec| {
+                let keep = rec.forget_at > now;
+                if !keep {
+                    stale_codes.push(Op::DeleteCode(code.as_str().to_owned()));
+                }
+                keep
+            });
+        }
+        {
+            let mut map = lock(&self.sessions);
+            let mut gone = Vec::new();
+            for (id, shared) in map.iter() {
+                let mut e = lock(shared);
+                if e.rec.expires_at <= now {
+                    gone.push(id.clone());
+                } else {
+                    if e.prune(now, self.deadlines.inactivity_ms) {
+                        self.mark_dirty(id);
+                    }
+                    e.drop_expired_messages(now);
+                }
+            }
+            for id in gone {
+                map.remove(&id);
+                self.forget_session(&id);
+            }
+        }
+        if let (Some(j), false) = (&self.journal, stale_codes.is_empty()) {
+            j.write_later(stale_codes)?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let ids: Vec<SessionId> = lock(&self.dirty).drain().collect();
+        let mut ops = Vec::with_capacity(ids.len());
+        for id in ids {
+            let shared = lock(&self.sessions).get(&id).cloned();
+            if let Some(shared) = shared {
+                let e = lock(&shared);
+                ops.push(Op::put_session(&e.rec)?);
+                if ops.len() >= 1024 {
+                    journal.write_later(std::mem::take(&mut ops))?;
+                }
+            }
+        }
+        journal.write(ops)?.done().await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let map = lock(&self.sessions).clone();
+        let mut ops = Vec::with_capacity(map.len());
+        for shared in map.values() {
+            let e = lock(shared);
+            // Exact high-water mark: nothing above it was handed out.
+            let mut rec = e.rec.clone();
+            rec.cursor_ceiling = rec.last_cursor;
+            ops.push(Op::put_session(&rec)?);
+        }
+        journal.write(ops)?.done().await?;
+        journal.close();
+        Ok(())
+    }
+}

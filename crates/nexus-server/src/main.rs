@@ -1,6 +1,7 @@
 //! `nexus-server`: parse the configuration (flags over environment), set up logging to stderr,
 //! run the relay. Exit 0 after a graceful shutdown, 1 on a start-up failure.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -20,6 +21,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match nexus_server::server::run(config).await {
         Ok(()) => ExitCode::SUCCESS,

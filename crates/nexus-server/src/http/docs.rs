@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::extract::PathParams;
@@ -22,12 +22,18 @@ pub async fn root(State(relay): State<AppState>) -> Response {
     markdown(StatusCode::OK, root_doc(&relay.public_url))
 }
 
-pub async fn pair_link(PathParams(code): PathParams<String>) -> Redirect {
+/// `GET /p/:code`: 301 (SPEC) to the code's skill document. Only code characters are kept in the
+/// `Location`, so the redirect cannot be pointed elsewhere.
+pub async fn pair_link(PathParams(code): PathParams<String>) -> Response {
     let code: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    Redirect::permanent(&format!("/v1/pair/{code}/skill"))
+    (
+        StatusCode::MOVED_PERMANENTLY,
+        [(header::LOCATION, format!("/v1/pair/{code}/skill"))],
+    )
+        .into_response()
 }
 
 pub async fn pair_skill(

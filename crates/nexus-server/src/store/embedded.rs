@@ -684,3 +684,176 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Millis = 1_795_600_800_000;
+    const DEADLINES: Deadlines = Deadlines {
+        inactivity_ms: None,
+        code_memory_ms: 600_000,
+    };
+
+    fn agent(s: &str) -> AgentId {
+        AgentId::parse(s).unwrap()
+    }
+
+    fn record(id: &SessionId) -> SessionRecord {
+        SessionRecord {
+            id: id.clone(),
+            ttl_secs: 3600,
+            max_agents: 5,
+            created_at: T0,
+            expires_at: T0 + 3_600_000,
+            creator: Some(agent("a")),
+            greeting: None,
+            members: vec![MemberRecord {
+                agent_id: agent("a"),
+                key: SessionKey::from_stored("k".repeat(64)),
+                joined_at: T0,
+                last_seen_at: T0,
+            }],
+            last_cursor: 0,
+            cursor_ceiling: 0,
+            lost_through: 0,
+        }
+    }
+
+    fn message(text: &str) -> NewMessage {
+        NewMessage {
+            id: format!("msg_{text}"),
+            agent_id: agent("a"),
+            key: Some("k".repeat(64)),
+            text: Some(text.into()),
+            json: None,
+            idempotency: None,
+        }
+    }
+
+    const LIMITS: AppendLimits = AppendLimits {
+        max_messages: 10_000,
+        require_key: false,
+    };
+
+    async fn append(store: &EmbeddedStore, id: &SessionId, text: &str) -> u64 {
+        match store
+            .append(id, message(text), LIMITS, T0 + 1)
+            .await
+            .unwrap()
+        {
+            AppendOutcome::Stored(m) => m.cursor.0,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    async fn read_all(store: &EmbeddedStore, id: &SessionId, after: Option<u64>) -> Page {
+        match store
+            .read(id, &agent("a"), after.map(Cursor), 1000, T0 + 2)
+            .await
+            .unwrap()
+        {
+            ReadOutcome::Page(p) => p,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn clean_restart_resumes_at_the_exact_cursor_and_reports_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([1; 24]);
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            assert!(store.create_session(record(&id), 10).await.unwrap());
+            for t in ["one", "two", "three"] {
+                append(&store, &id, t).await;
+            }
+            store.close().await.unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+        assert_eq!(append(&store, &id, "four").await, 4);
+        assert!(read_all(&store, &id, Some(1)).await.truncated);
+        assert!(read_all(&store, &id, None).await.truncated);
+        let after_mark = read_all(&store, &id, Some(3)).await;
+        assert!(!after_mark.truncated);
+        assert_eq!(after_mark.messages.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn crash_restart_never_reuses_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([2; 24]);
+        let mut last = 0;
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            // Cross a reservation boundary so background reservations happen too.
+            for i in 0..(RESERVE_BLOCK + 10) {
+                last = append(&store, &id, &i.to_string()).await;
+            }
+            // No close(): the process "crashes" (the journal thread drains what was queued).
+        }
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+        let next = append(&store, &id, "after crash").await;
+        assert!(next > last, "cursor {next} must be above {last}");
+        assert!(read_all(&store, &id, Some(last)).await.truncated);
+    }
+
+    #[tokio::test]
+    async fn members_keys_and_pending_codes_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([3; 24]);
+        let code = PairCode::from_random(42);
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            let key = SessionKey::from_stored("b".repeat(64));
+            assert!(matches!(
+                store.join(&id, &agent("b"), key, T0).await.unwrap(),
+                JoinOutcome::Joined { .. }
+            ));
+            store
+                .create_code(CodeRecord {
+                    code: code.clone(),
+                    session_id: id.clone(),
+                    created_at: T0,
+                    expires_at: T0 + 600_000,
+                    claimed_at: None,
+                    forget_at: T0 + 1_200_000,
+                })
+                .await
+                .unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0 + 1).unwrap();
+        let rec = store.session(&id, T0 + 1).await.unwrap().unwrap();
+        assert_eq!(rec.agent_ids(), ["a", "b"]);
+        assert_eq!(
+            rec.member(&agent("b")).unwrap().key.as_str(),
+            "b".repeat(64)
+        );
+        assert_eq!(
+            store.code_state(&code, T0 + 1).await.unwrap(),
+            CodeState::Pending
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_sessions_are_not_reloaded_and_are_swept_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([4; 24]);
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            store.close().await.unwrap();
+        }
+        let late = T0 + 3_600_000;
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, late).unwrap();
+            assert!(store.session(&id, late).await.unwrap().is_none());
+            store.close().await.unwrap();
+        }
+        // Even when reopened "in the past", the record is gone from disk.
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+        assert!(store.session(&id, T0).await.unwrap().is_none());
+    }
+}

@@ -218,3 +218,10 @@ fn commit(db: &Database, jobs: &[Job], durable: bool) -> StoreResult<()> {
     }
     txn.commit().map_err(db_err)
 }
+
+impl Drop for Journal {
+    /// Lets the writer commit what is queued and release the database file.
+    fn drop(&mut self) {
+        self.close();
+    }
+}

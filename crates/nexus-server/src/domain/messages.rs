@@ -1,7 +1,8 @@
 //! Messages (SPEC §1 "Message", "Cursors"; §2 send and poll): verified and unverified sends,
 //! `Idempotency-Key`, the per-session quota, polls with exclusive `after`, the greeting at cursor
 //! `0`, `limit`, presence, `truncated`, and long-poll `wait`, which is woken by the send itself and
-//! released by expiry, removal of the reader, or shutdown.
+//! released when the session goes, when the reader is removed, or on shutdown. A wait never
+//! outlasts half the time left before the reader's inactivity deadline or the session's expiry.
 
 use std::time::Duration;
 
@@ -158,7 +159,8 @@ impl Relay {
             })?;
         let query = PollQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(RelayError::invalid_request)?;
-        let deadline = Instant::now() + Duration::from_secs(query.wait);
+        let mut deadline = Instant::now() + Duration::from_secs(query.wait);
+        let mut capped = false;
         // Subscribe before reading, so a send between the read and the wait still wakes us.
         let mut wake = self.store.subscribe(&id);
         loop {
@@ -176,6 +178,15 @@ impl Relay {
                     ));
                 }
             };
+            if !capped {
+                // A parked poll is the reader being present: answer (empty) by half-way to the
+                // reader's inactivity deadline or the session's expiry, so a reader that polls
+                // again at once is never removed or expired while it waits.
+                capped = true;
+                let now = self.now();
+                let half_way = now + page.release_at.saturating_sub(now) / 2;
+                deadline = deadline.min(self.clock.instant_at(half_way));
+            }
             let has_greeting = query.after.is_none() && page.record.greeting.is_some();
             if !page.messages.is_empty()
                 || has_greeting
@@ -185,7 +196,6 @@ impl Relay {
             {
                 return Ok(self.page_response(page, &query));
             }
-            let release = self.clock.instant_at(page.release_at).min(deadline);
             tokio::select! {
                 changed = async {
                     match wake.as_mut() {
@@ -197,7 +207,7 @@ impl Relay {
                         wake = None; // the session is gone: the next read says so
                     }
                 }
-                _ = tokio::time::sleep_until(release) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
                 _ = self.shutdown.cancelled() => {}
             }
         }

@@ -837,6 +837,18 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn data_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let _store = EmbeddedStore::open(&dir, DEADLINES, T0).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(super::super::persist::DB_FILE)), 0o600);
+    }
+
     #[tokio::test]
     async fn expired_sessions_are_not_reloaded_and_are_swept_from_disk() {
         let dir = tempfile::tempdir().unwrap();

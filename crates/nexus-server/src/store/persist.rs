@@ -76,9 +76,10 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 impl Journal {
     /// Opens (or creates) the journal in `dir` and reads back what it holds.
     pub fn open(dir: &Path) -> StoreResult<(Journal, Loaded)> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| db_err(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join(DB_FILE)).map_err(db_err)?;
+        private_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(db_err)?;
+        private_file(&path)?;
         {
             let txn = db.begin_write().map_err(db_err)?;
             txn.open_table(SESSIONS).map_err(db_err)?;
@@ -163,6 +164,36 @@ impl Journal {
             let _ = handle.join();
         }
     }
+}
+
+/// The data folder holds session keys: create it 0700 (and tighten an existing one).
+fn private_dir(dir: &Path) -> StoreResult<()> {
+    let fail = |e: std::io::Error| db_err(format!("cannot create {}: {e}", dir.display()));
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).map_err(fail)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    #[cfg(not(unix))]
+    builder.create(dir).map_err(fail)?;
+    Ok(())
+}
+
+/// The database file is readable by its owner only.
+fn private_file(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| db_err(format!("cannot restrict {}: {e}", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn writer(db: Database, rx: mpsc::Receiver<Job>) {

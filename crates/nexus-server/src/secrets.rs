@@ -1,7 +1,7 @@
 //! Secrets and random ids: session ids, session keys and pairing codes come from the OS CSPRNG
 //! (`getrandom`), and secrets are compared in constant time (`subtle`). SPEC §1, §2 "Safety".
 
-use nexus_proto::ids::{SESSION_ID_BYTES, SESSION_KEY_BYTES};
+use nexus_proto::ids::{SESSION_ID_BYTES, SESSION_KEY_BYTES, to_hex};
 use nexus_proto::{PairCode, SessionId, SessionKey};
 use subtle::ConstantTimeEq;
 
@@ -30,19 +30,13 @@ pub fn new_pair_code() -> Result<PairCode, RandomError> {
 
 /// A message id, `msg_` + 128 random bits (not a secret, but unguessable all the same).
 pub fn new_message_id() -> Result<String, RandomError> {
-    let bytes = random::<16>()?;
-    let mut id = String::with_capacity(4 + 32);
-    id.push_str("msg_");
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
-    }
-    Ok(id)
+    Ok(format!("msg_{}", to_hex(&random::<16>()?)))
 }
 
 /// A request id for `X-Request-Id` (64 random bits).
 pub fn new_request_id() -> String {
     random::<8>()
-        .map(|b| format!("{:016x}", u64::from_le_bytes(b)))
+        .map(|b| to_hex(&b))
         .unwrap_or_else(|_| "0000000000000000".to_owned())
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::BoolishValueParser;
+use ipnet::IpNet;
 
 /// The NexusMessaging relay. Every option can also be set by the environment variable shown.
 #[derive(Parser, Clone, Debug)]
@@ -47,9 +48,9 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
     pub rate_limit_per_minute: u64,
 
-    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed.
-    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
-    pub trusted_proxies: String,
+    /// Comma-separated CIDRs (or addresses) of reverse proxies whose X-Forwarded-For is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
 
     /// Failed pairing claims allowed per client IP per minute.
     #[arg(long, env = "CLAIM_FAILURES_PER_MINUTE", default_value_t = 10)]
@@ -88,6 +89,30 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
 }
 
+/// The networks of `TRUSTED_PROXIES`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8, 192.168.1.7,::1`: CIDRs or single addresses, comma-separated.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("{p:?} is not a CIDR (10.0.0.0/8) or an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
 impl Config {
     /// Defaults, as if started with no flags and no environment (for tests and embedding).
     pub fn defaults() -> Self {
@@ -105,7 +130,7 @@ impl Config {
             agent_inactivity_seconds: 0,
             pair_code_ttl_seconds: 600,
             rate_limit_per_minute: 100,
-            trusted_proxies: String::new(),
+            trusted_proxies: TrustedProxies::default(),
             claim_failures_per_minute: 10,
             claim_failures_global_per_minute: 1000,
             require_session_key: false,
@@ -163,5 +188,11 @@ mod tests {
         assert!(Config::try_parse_from(["nexus-server", "--max-agents", "0"]).is_err());
         assert!(Config::try_parse_from(["nexus-server", "--tls-cert", "c.pem"]).is_err());
         assert_eq!(c.public_base(4000), "http://127.0.0.1:4000");
+        let t = Config::try_parse_from(["nexus-server", "--trusted-proxies", "10.0.0.0/8, ::1"])
+            .unwrap();
+        assert!(t.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(t.trusted_proxies.contains("::1".parse().unwrap()));
+        assert!(!t.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+        assert!(Config::try_parse_from(["nexus-server", "--trusted-proxies", "nope"]).is_err());
     }
 }

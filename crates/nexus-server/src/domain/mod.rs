@@ -6,10 +6,12 @@
 //!   `truncated`, presence, long-poll).
 //! - [`pairing`]: codes, claims, code states.
 //! - [`expiry`]: the background sweep and batched flush.
+//! - [`limits`]: rate-limit and claim-failure windows.
 //! - [`error`]: the domain's one error type.
 
 pub mod error;
 pub mod expiry;
+pub mod limits;
 pub mod messages;
 pub mod pairing;
 pub mod sessions;
@@ -37,6 +39,10 @@ pub struct Relay {
     pub shutdown: CancellationToken,
     /// Base of pairing URLs and skill documents, without a trailing slash.
     pub public_url: String,
+    /// Requests per client IP (`RATE_LIMIT_PER_MINUTE`).
+    pub requests: limits::Windows,
+    /// Failed claims per IP and server-wide.
+    pub claim_failures: limits::ClaimBudget,
     started_at: Millis,
 }
 
@@ -49,6 +55,8 @@ impl Relay {
             store,
             shutdown: CancellationToken::new(),
             public_url,
+            requests: limits::Windows::default(),
+            claim_failures: limits::ClaimBudget::default(),
             started_at,
         }
     }
@@ -103,6 +111,15 @@ impl Relay {
             uptime: self.uptime(),
         })
     }
+}
+
+/// 429 `rate_limit_exceeded` with `Retry-After`.
+pub(crate) fn rate_limited(retry_after: u64, what: &str) -> RelayError {
+    RelayError::new(
+        ErrorCode::RateLimitExceeded,
+        format!("{what}; retry after {retry_after} s"),
+    )
+    .with_retry_after(retry_after)
 }
 
 /// A path's session id; anything malformed cannot exist, so it is `session_not_found`.

@@ -5,10 +5,14 @@
 
 use nexus_proto::api::{Claimed, CreatePairRequest, PairCreated, PairStatus};
 use nexus_proto::time::Millis;
-use nexus_proto::{ErrorCode, PairCode};
+use std::net::IpAddr;
+
+use nexus_proto::{AgentId, ErrorCode, PairCode};
 
 use super::sessions::join_refusal;
-use super::{Relay, RelayError, caller, json_body, session_id, session_not_found, ts};
+use super::{
+    Relay, RelayError, caller, json_body, rate_limited, session_id, session_not_found, ts,
+};
 use crate::secrets::{new_pair_code, new_session_key};
 use crate::store::{ClaimOutcome, CodeRecord, CodeState};
 
@@ -52,19 +56,48 @@ impl Relay {
     }
 
     /// `POST /v1/pair/:code/claim`.
+    /// Failed claims (404s) count against the caller's IP and the server-wide budget; past either,
+    /// claims answer 429 until the window ends.
     pub async fn claim(
         &self,
         raw_code: &str,
         agent_header: Option<&str>,
+        client: IpAddr,
     ) -> Result<Claimed, RelayError> {
         let agent = caller(agent_header)?;
+        let now = self.now();
+        self.claim_failures
+            .check(
+                client,
+                self.config.claim_failures_per_minute,
+                self.config.claim_failures_global_per_minute,
+                now,
+            )
+            .map_err(|secs| rate_limited(secs, "too many failed pairing claims"))?;
+        let result = self.claim_code(raw_code, agent, now).await;
+        let failed = result.as_ref().err().map(RelayError::code);
+        if matches!(
+            failed,
+            Some(ErrorCode::CodeNotFound | ErrorCode::CodeExpiredOrUsed)
+        ) {
+            self.claim_failures.record_failure(client, now);
+        }
+        result
+    }
+
+    async fn claim_code(
+        &self,
+        raw_code: &str,
+        agent: AgentId,
+        now: Millis,
+    ) -> Result<Claimed, RelayError> {
         let Some(code) = PairCode::parse(raw_code) else {
             return Err(code_not_found());
         };
         let key = new_session_key()?;
         match self
             .store
-            .claim_code(&code, &agent, key.clone(), self.now())
+            .claim_code(&code, &agent, key.clone(), now)
             .await?
         {
             ClaimOutcome::Claimed { record } => Ok(Claimed {

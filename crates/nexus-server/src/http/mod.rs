@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod messages;
 pub mod meta;
 pub mod observe;
@@ -50,6 +51,10 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            relay.clone(),
+            limits::rate_limit,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(relay)
 }

@@ -1,5 +1,6 @@
 //! Pairing endpoints: `PUT /v1/pair`, `POST /v1/pair/:code/claim`, `GET /v1/pair/:code/status`.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -7,6 +8,7 @@ use nexus_proto::api::{Claimed, PairCreated, PairStatus};
 
 use super::AppState;
 use super::extract::{AGENT_ID, Body, PathParams, header};
+use super::limits::ClientIp;
 use crate::domain::RelayError;
 
 pub async fn create(
@@ -19,13 +21,13 @@ pub async fn create(
 pub async fn claim(
     State(relay): State<AppState>,
     PathParams(code): PathParams<String>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     headers: HeaderMap,
 ) -> Result<Json<Claimed>, RelayError> {
-    Ok(Json(
-        relay
-            .claim(&code, header(&headers, AGENT_ID).as_deref())
-            .await?,
-    ))
+    let claimed = relay
+        .claim(&code, header(&headers, AGENT_ID).as_deref(), client)
+        .await?;
+    Ok(Json(claimed))
 }
 
 pub async fn status(

@@ -1,0 +1,123 @@
+//! Fixed-window counters for SPEC §2 "Safety middleware": requests per client IP
+//! (`RATE_LIMIT_PER_MINUTE`) and failed pairing claims per IP and server-wide
+//! (`CLAIM_FAILURES_PER_MINUTE`, `CLAIM_FAILURES_GLOBAL_PER_MINUTE`). Windows are 60 s on the
+//! relay's clock; a refusal carries the seconds left in the window for `Retry-After`. Counters are
+//! node-local in the embedded configuration.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use nexus_proto::time::Millis;
+
+/// Length of a window.
+pub const WINDOW_MS: Millis = 60_000;
+
+/// Keys past which stale windows are dropped on the next count.
+const COMPACT_AT: usize = 100_000;
+
+#[derive(Default)]
+pub struct Windows {
+    counts: Mutex<HashMap<IpAddr, (Millis, u64)>>,
+}
+
+fn window_of(now: Millis) -> Millis {
+    now - now % WINDOW_MS
+}
+
+fn retry_after(now: Millis) -> u64 {
+    (window_of(now) + WINDOW_MS - now).div_ceil(1000).max(1)
+}
+
+impl Windows {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<IpAddr, (Millis, u64)>) -> T) -> T {
+        let mut guard = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Counts one event for `ip`; `Err(retry_after_secs)` when `limit` was already reached.
+    pub fn hit(&self, ip: IpAddr, limit: u64, now: Millis) -> Result<(), u64> {
+        let window = window_of(now);
+        self.with(|counts| {
+            if counts.len() >= COMPACT_AT {
+                counts.retain(|_, (w, _)| *w == window);
+            }
+            let slot = counts.entry(ip).or_insert((window, 0));
+            if slot.0 != window {
+                *slot = (window, 0);
+            }
+            if slot.1 >= limit {
+                return Err(retry_after(now));
+            }
+            slot.1 += 1;
+            Ok(())
+        })
+    }
+
+    /// `Err(retry_after_secs)` when `ip` has reached `limit` in this window (counts nothing).
+    pub fn check(&self, ip: IpAddr, limit: u64, now: Millis) -> Result<(), u64> {
+        let window = window_of(now);
+        self.with(|counts| match counts.get(&ip) {
+            Some((w, n)) if *w == window && *n >= limit => Err(retry_after(now)),
+            _ => Ok(()),
+        })
+    }
+
+    /// Counts one event for `ip` without a limit.
+    pub fn add(&self, ip: IpAddr, now: Millis) {
+        let _ = self.hit(ip, u64::MAX, now);
+    }
+}
+
+/// The claim-failure budget: per IP and server-wide.
+#[derive(Default)]
+pub struct ClaimBudget {
+    per_ip: Windows,
+    global: Windows,
+}
+
+/// The key the server-wide window is counted under.
+const GLOBAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl ClaimBudget {
+    pub fn check(&self, ip: IpAddr, per_ip: u64, global: u64, now: Millis) -> Result<(), u64> {
+        self.per_ip.check(ip, per_ip, now)?;
+        self.global.check(GLOBAL, global, now)
+    }
+
+    pub fn record_failure(&self, ip: IpAddr, now: Millis) {
+        self.per_ip.add(ip, now);
+        self.global.add(GLOBAL, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_window_and_resets() {
+        let w = Windows::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        let t = 1_795_600_800_000; // a window boundary
+        assert!(w.hit(ip, 2, t).is_ok());
+        assert!(w.hit(ip, 2, t + 1).is_ok());
+        assert_eq!(w.hit(ip, 2, t + 15_000), Err(45));
+        assert!(w.hit(other, 2, t + 15_000).is_ok());
+        assert!(w.hit(ip, 2, t + WINDOW_MS).is_ok());
+    }
+
+    #[test]
+    fn claim_budget_counts_failures_only() {
+        let b = ClaimBudget::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t = 1_795_600_800_000;
+        assert!(b.check(ip, 1, 10, t).is_ok());
+        b.record_failure(ip, t);
+        assert!(b.check(ip, 1, 10, t).is_err());
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(b.check(other, 1, 1, t).is_err(), "global budget spent");
+        assert!(b.check(other, 1, 2, t).is_ok());
+    }
+}

@@ -35,7 +35,11 @@ async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Option<Str
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, retry, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        retry,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn get(path: &str, forwarded_for: Option<&str>) -> Request<Body> {
@@ -67,7 +71,10 @@ async fn rate_limit_answers_429_with_retry_after_and_spares_health() {
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     // Router tests have no socket: the peer is 127.0.0.1, which is not trusted here.
     let app = app(|c| c.rate_limit_per_minute = 1);
-    assert_eq!(call(&app, get("/v1/stats", Some("1.1.1.1"))).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, get("/v1/stats", Some("1.1.1.1"))).await.0,
+        StatusCode::OK
+    );
     let (status, _, _) = call(&app, get("/v1/stats", Some("2.2.2.2"))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
@@ -78,10 +85,20 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
         c.rate_limit_per_minute = 1;
         c.trusted_proxies = TrustedProxies::parse("127.0.0.0/8").unwrap();
     });
-    assert_eq!(call(&app, get("/v1/stats", Some("1.1.1.1"))).await.0, StatusCode::OK);
-    assert_eq!(call(&app, get("/v1/stats", Some("2.2.2.2"))).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, get("/v1/stats", Some("1.1.1.1"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, get("/v1/stats", Some("2.2.2.2"))).await.0,
+        StatusCode::OK
+    );
     let (status, _, _) = call(&app, get("/v1/stats", Some("9.9.9.9, 1.1.1.1"))).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "right-most untrusted hop is 1.1.1.1");
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "right-most untrusted hop is 1.1.1.1"
+    );
 }
 
 fn claim(code: &str, agent: &str) -> Request<Body> {

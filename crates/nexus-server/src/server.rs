@@ -1,5 +1,6 @@
 //! Running the relay: open the embedded store in `DATA_DIR`, bind, print the bound address as one
 //! JSON line on stdout (`{"listening":"http://127.0.0.1:PORT"}`, so callers can use port 0), serve,
+//! over HTTPS when `TLS_CERT` and `TLS_KEY` are set (rustls),
 //! and on Ctrl-C or SIGTERM shut down gracefully: stop accepting, release parked long-polls with an
 //! empty answer, finish in-flight requests, flush metadata, exit 0 (SPEC §2 "Configuration").
 
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
@@ -18,11 +20,21 @@ use crate::store::embedded::EmbeddedStore;
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.tls_cert.is_some() {
-        bail!(
-            "TLS_CERT/TLS_KEY are not supported by this build yet; terminate TLS in a reverse proxy"
-        );
-    }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} / key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?,
+        ),
+        (None, None) => None,
+        _ => bail!("TLS needs both TLS_CERT and TLS_KEY"),
+    };
     let clock = Clock::system();
     let store = EmbeddedStore::open(&config.data_dir, Relay::deadlines(&config), clock.now_ms())
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
@@ -33,10 +45,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let public_url = config.public_base(addr.port());
     let relay = Arc::new(Relay::new(config, clock, Arc::new(store), public_url));
 
-    let scheme_addr = match addr {
-        SocketAddr::V4(a) => format!("http://{a}"),
-        SocketAddr::V6(a) => format!("http://{a}"),
-    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme_addr = format!("{scheme}://{addr}");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", serde_json::json!({ "listening": scheme_addr }))?;
@@ -45,17 +55,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %scheme_addr, public_url = %relay.public_url, "nexus-server listening");
 
     let upkeep = tokio::spawn(expiry::run(relay.clone()));
+    let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = relay.shutdown.clone();
-    axum::serve(
-        listener,
-        http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        shutdown.cancel();
-    })
-    .await?;
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    wait_for_signal().await;
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    shutdown.cancel();
+                })
+                .await?;
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                shutdown.cancel();
+                stopper.graceful_shutdown(None);
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(app)
+                .await?;
+        }
+    }
     relay.shutdown.cancel();
     let _ = upkeep.await;
     relay.store.close().await.context("final flush failed")?;

@@ -1,0 +1,194 @@
+//! `poll-daemon`: every message sent while it runs appears on its stdout exactly once and in
+//! order, across a server restart; the saved cursor matches the last delivered message;
+//! `poll-status` lists only live daemons.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::harness::{Agent, Server, create_with_creator, pair_in};
+
+fn next_line(rx: &mpsc::Receiver<Value>, within: Duration) -> Value {
+    rx.recv_timeout(within).expect("daemon line in time")
+}
+
+/// The next message line; `gap` lines (the server may say it cannot vouch for cursors below its
+/// restart high-water mark) are counted, not returned.
+fn next_message(rx: &mpsc::Receiver<Value>, within: Duration, gaps: &mut u32) -> Value {
+    loop {
+        let line = next_line(rx, within);
+        if line["type"] == "gap" {
+            *gaps += 1;
+            continue;
+        }
+        assert_eq!(line["type"], "message", "{line}");
+        return line;
+    }
+}
+
+#[test]
+fn daemon_delivers_everything_once_across_a_restart() {
+    let mut server = Server::start();
+    let alice = Agent::new(&server.url);
+    let bob = Agent::new(&server.url);
+    let sid = create_with_creator(&alice, "alice", Some("greeting"));
+    pair_in(&alice, &sid, &bob, "bob");
+
+    let mut daemon = bob
+        .command(&[
+            "poll-daemon",
+            &sid,
+            "--interval",
+            "1",
+            "--ttl",
+            "120",
+            "--yes",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = daemon.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).expect("every line is JSON");
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+
+    let greeting = next_line(&rx, Duration::from_secs(10));
+    assert_eq!(greeting["type"], "message");
+    assert_eq!(greeting["message"]["text"], "greeting");
+
+    // poll-status sees the live daemon.
+    let status = bob.run(&["poll-status"]).ok();
+    let daemons = status["daemons"].as_array().unwrap();
+    assert_eq!(daemons.len(), 1);
+    assert_eq!(daemons[0]["pid"], daemon.id());
+    // A second daemon for the same session is refused.
+    assert_eq!(
+        bob.run(&["poll-daemon", &sid, "--yes", "--ttl", "5"]).err(),
+        "daemon_already_running"
+    );
+
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let t = format!("before restart {i}");
+        alice.run(&["send", &sid, &t]).ok();
+        sent.push(t);
+    }
+    let mut got = Vec::new();
+    let mut gaps = 0;
+    for _ in 0..3 {
+        got.push(next_message(&rx, Duration::from_secs(10), &mut gaps));
+    }
+    server.restart();
+    for i in 0..3 {
+        let t = format!("after restart {i}");
+        // The sender retries until the restarted server answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = alice.run(&["send", &sid, &t]);
+            if r.code == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "send after restart: {r:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sent.push(t);
+    }
+    for _ in 0..3 {
+        got.push(next_message(&rx, Duration::from_secs(30), &mut gaps));
+    }
+    assert!(gaps <= 1, "at most one gap notice, after the restart");
+    // Nothing else arrives (no duplicates).
+    if let Ok(extra) = rx.recv_timeout(Duration::from_secs(2)) {
+        panic!("unexpected line {extra}; got so far {got:?}");
+    }
+
+    let texts: Vec<&str> = got
+        .iter()
+        .map(|l| l["message"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, sent.iter().map(String::as_str).collect::<Vec<_>>());
+    let cursors: Vec<u64> = got
+        .iter()
+        .map(|l| l["message"]["cursor"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    let last = cursors.last().unwrap().to_string();
+    assert_eq!(
+        bob.read(&format!("sessions/{sid}/cursor")).unwrap().trim(),
+        last
+    );
+
+    // SIGTERM: a final line, exit 0, lock released.
+    let _ = std::process::Command::new("kill")
+        .arg(daemon.id().to_string())
+        .status();
+    let end = next_line(&rx, Duration::from_secs(10));
+    assert_eq!(end["type"], "stopped");
+    assert_eq!(end["reason"], "signal");
+    assert!(daemon.wait().unwrap().success());
+    assert_eq!(
+        bob.run(&["poll-status"]).ok()["daemons"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn daemon_stops_on_session_not_found() {
+    let server = Server::start();
+    let bob = Agent::new(&server.url);
+    let ghost = "ef".repeat(24);
+    let r = bob.run(&[
+        "poll-daemon",
+        &ghost,
+        "--agent-id",
+        "bob",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(r.code, 1);
+    let last: Value = serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "stopped");
+    assert_eq!(last["reason"], "session_not_found");
+    assert!(!bob.path(&format!("sessions/{ghost}")).exists());
+}
+
+#[test]
+fn daemon_rejoins_after_removal_for_inactivity() {
+    let server = Server::start_with(&["--agent-inactivity-seconds", "1"]);
+    let alice = Agent::new(&server.url);
+    let bob = Agent::new(&server.url);
+    let sid = create_with_creator(&alice, "alice", None);
+    pair_in(&alice, &sid, &bob, "bob");
+    let key_before = bob.read(&format!("sessions/{sid}/key")).unwrap();
+    // Bob goes quiet long enough to be removed.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(bob.run(&["poll", &sid]).err(), "agent_not_in_session");
+    alice.run(&["send", &sid, "while you were away"]).ok();
+
+    let mut daemon = bob
+        .command(&["heartbeat", &sid, "--interval", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = daemon.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["message"]["text"], "while you were away");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let key_after = bob.read(&format!("sessions/{sid}/key")).unwrap();
+    assert_ne!(key_before, key_after, "the rejoin saved the new key");
+}

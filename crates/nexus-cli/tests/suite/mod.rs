@@ -1,0 +1,9 @@
+//! Test areas, one module each, and the shared harness.
+
+mod daemon;
+mod errors;
+mod flows;
+mod harness;
+mod layout;
+mod leave;
+mod servers;

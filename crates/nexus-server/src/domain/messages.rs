@@ -1,4 +1,5 @@
 //! Messages (SPEC §1 "Message", "Cursors"; §2 send and poll): verified and unverified sends,
+//! secret redaction before storage,
 //! `Idempotency-Key`, the per-session quota, polls with exclusive `after`, the greeting at cursor
 //! `0`, `limit`, presence, `truncated`, and long-poll `wait`, which is woken by the send itself and
 //! released when the session goes, when the reader is removed, or on shutdown. A wait never
@@ -13,6 +14,7 @@ use nexus_proto::{Cursor, ErrorCode, FieldProblem};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::redact::redact;
 use super::{Relay, RelayError, caller, json_body, session_id, session_not_found, ts};
 use crate::secrets::new_message_id;
 use crate::store::{AppendLimits, AppendOutcome, NewMessage, Page, ReadOutcome, StoredMessage};
@@ -93,13 +95,19 @@ impl Relay {
             }
             (k, <[u8; 32]>::from(h.finalize()))
         });
+        let (mut text, mut json) = (req.text, req.json);
+        let redacted = redact(&mut text, &mut json);
         let message = NewMessage {
             id: new_message_id()?,
             agent_id: agent,
             key: key_header.map(str::to_owned),
-            text: req.text,
-            json: req.json,
+            text,
+            json,
             idempotency,
+        };
+        let with_redactions = |m: &StoredMessage| MessageSent {
+            redacted: (!redacted.is_empty()).then(|| redacted.clone()),
+            ..receipt(m)
         };
         let limits = AppendLimits {
             max_messages: self.config.max_messages_per_session,
@@ -107,11 +115,11 @@ impl Relay {
         };
         match self.store.append(&id, message, limits, self.now()).await? {
             AppendOutcome::Stored(m) => Ok(Sent {
-                receipt: receipt(&m),
+                receipt: with_redactions(&m),
                 repeated: false,
             }),
             AppendOutcome::Repeated(m) => Ok(Sent {
-                receipt: receipt(&m),
+                receipt: with_redactions(&m),
                 repeated: true,
             }),
             AppendOutcome::SessionNotFound => Err(session_not_found()),

@@ -7,6 +7,7 @@
 //! - [`pairing`]: codes, claims, code states.
 //! - [`expiry`]: the background sweep and batched flush.
 //! - [`limits`]: rate-limit and claim-failure windows.
+//! - [`redact`]: secret redaction of message content.
 //! - [`error`]: the domain's one error type.
 
 pub mod error;
@@ -14,6 +15,7 @@ pub mod expiry;
 pub mod limits;
 pub mod messages;
 pub mod pairing;
+pub mod redact;
 pub mod sessions;
 
 use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! Skill documents: `GET /` (the relay's own skill: the protocol with curl examples against this
 //! server's `PUBLIC_URL`) and `GET /v1/pair/:code/skill` (the same, focused on one code), served as
-//! `text/markdown`; `GET /p/:code` redirects (301) to the latter. Unknown codes still get a
+//! `text/markdown`, or as HTML rendered from the same markdown when the client asks for
+//! `text/html` (browsers); `GET /p/:code` redirects (301) to the latter. Unknown codes still get a
 //! helpful document, with status 404.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -14,12 +15,57 @@ use crate::store::CodeState;
 
 const MARKDOWN: &str = "text/markdown; charset=utf-8";
 
-fn markdown(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, MARKDOWN)], body).into_response()
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Whether the client prefers HTML (browsers send `Accept: text/html,…`).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("text/html")))
 }
 
-pub async fn root(State(relay): State<AppState>) -> Response {
-    markdown(StatusCode::OK, root_doc(&relay.public_url))
+/// The document as markdown, or rendered into a self-contained page for browsers.
+fn document(headers: &HeaderMap, status: StatusCode, markdown: String) -> Response {
+    if !wants_html(headers) {
+        return (status, [(header::CONTENT_TYPE, MARKDOWN)], markdown).into_response();
+    }
+    let title = markdown
+        .lines()
+        .next()
+        .unwrap_or("NexusMessaging")
+        .trim_start_matches('#')
+        .trim();
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(
+        &mut body,
+        pulldown_cmark::Parser::new_ext(&markdown, pulldown_cmark::Options::ENABLE_TABLES),
+    );
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title>\
+<style>{PAGE_CSS}</style></head><body><main>{body}</main></body></html>\n",
+        escape(title)
+    );
+    (status, [(header::CONTENT_TYPE, HTML)], page).into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+const PAGE_CSS: &str = "body{font:16px/1.5 system-ui,sans-serif;margin:0;padding:1rem;\
+color:#1d1d1f;background:#fff}main{max-width:46rem;margin:auto}\
+pre{overflow-x:auto;padding:.75rem;border-radius:6px;background:#f2f2f4}\
+code{font-family:ui-monospace,monospace}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}\
+@media (prefers-color-scheme:dark){body{color:#e8e8ea;background:#141416}pre{background:#222226}\
+td,th{border-color:#444}a{color:#8ab4ff}}";
+
+pub async fn root(State(relay): State<AppState>, headers: HeaderMap) -> Response {
+    document(&headers, StatusCode::OK, root_doc(&relay.public_url))
 }
 
 /// `GET /p/:code`: 301 (SPEC) to the code's skill document. Only code characters are kept in the
@@ -39,20 +85,29 @@ pub async fn pair_link(PathParams(code): PathParams<String>) -> Response {
 pub async fn pair_skill(
     State(relay): State<AppState>,
     PathParams(code): PathParams<String>,
+    headers: HeaderMap,
 ) -> Result<Response, RelayError> {
     let view = relay.code_view(&code).await?;
     let base = &relay.public_url;
     Ok(match (view.state, view.code) {
-        (CodeState::Pending, Some(code)) => markdown(StatusCode::OK, pair_doc(base, code.as_str())),
-        (CodeState::Claimed, _) => markdown(
+        (CodeState::Pending, Some(code)) => {
+            document(&headers, StatusCode::OK, pair_doc(base, code.as_str()))
+        }
+        (CodeState::Claimed, _) => document(
+            &headers,
             StatusCode::NOT_FOUND,
             dead_code_doc(base, "has already been claimed (codes are single-use)"),
         ),
-        (CodeState::Expired, _) => markdown(
+        (CodeState::Expired, _) => document(
+            &headers,
             StatusCode::NOT_FOUND,
             dead_code_doc(base, "has expired (codes last a few minutes)"),
         ),
-        _ => markdown(StatusCode::NOT_FOUND, dead_code_doc(base, "does not exist")),
+        _ => document(
+            &headers,
+            StatusCode::NOT_FOUND,
+            dead_code_doc(base, "does not exist"),
+        ),
     })
 }
 

@@ -10,9 +10,7 @@ use std::net::IpAddr;
 use nexus_proto::{AgentId, ErrorCode, PairCode};
 
 use super::sessions::join_refusal;
-use super::{
-    Relay, RelayError, caller, json_body, rate_limited, session_id, session_not_found, ts,
-};
+use super::{Relay, RelayError, caller, json_body, rate_limited, session_id, ts};
 use crate::secrets::{new_pair_code, new_session_key};
 use crate::store::{ClaimOutcome, CodeRecord, CodeState};
 
@@ -33,9 +31,7 @@ impl Relay {
             CreatePairRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?;
         let id = session_id(&req.session_id)?;
         let now = self.now();
-        if self.store.session(&id, now).await?.is_none() {
-            return Err(session_not_found());
-        }
+        self.existing(&id, now).await?;
         let ttl_ms: Millis = self.config.pair_code_ttl_seconds * 1000;
         let code = new_pair_code()?;
         let record = CodeRecord {

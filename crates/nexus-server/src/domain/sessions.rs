@@ -5,7 +5,8 @@ use nexus_proto::api::{
     CreateSessionRequest, DEFAULT_TTL_SECONDS, Joined, Left, MemberInfo, RenewRequest, Renewed,
     SessionCreated, SessionStatus,
 };
-use nexus_proto::{AgentId, ErrorCode, FieldProblem};
+use nexus_proto::time::Millis;
+use nexus_proto::{AgentId, ErrorCode, FieldProblem, SessionId};
 
 use super::{
     Relay, RelayError, caller, json_body, parse_agent_id, session_id, session_not_found, ts,
@@ -34,6 +35,18 @@ fn forbidden(message: &str) -> RelayError {
 }
 
 impl Relay {
+    /// The session as it is now, or `session_not_found`.
+    pub(crate) async fn existing(
+        &self,
+        id: &SessionId,
+        now: Millis,
+    ) -> Result<SessionRecord, RelayError> {
+        self.store
+            .session(id, now)
+            .await?
+            .ok_or_else(session_not_found)
+    }
+
     /// `PUT /v1/sessions`.
     pub async fn create_session(
         &self,
@@ -119,11 +132,7 @@ impl Relay {
     /// `GET /v1/sessions/:id`.
     pub async fn session_status(&self, raw_id: &str) -> Result<SessionStatus, RelayError> {
         let id = session_id(raw_id)?;
-        let rec = self
-            .store
-            .session(&id, self.now())
-            .await?
-            .ok_or_else(session_not_found)?;
+        let rec = self.existing(&id, self.now()).await?;
         Ok(SessionStatus {
             session_id: rec.id.to_string(),
             state: ACTIVE.into(),
@@ -182,11 +191,7 @@ impl Relay {
     ) -> Result<Left, RelayError> {
         let id = session_id(raw_id)?;
         let now = self.now();
-        let rec = self
-            .store
-            .session(&id, now)
-            .await?
-            .ok_or_else(session_not_found)?;
+        let rec = self.existing(&id, now).await?;
         let agent = caller(agent_header)?;
         if agent.as_str() != path_agent {
             return Err(forbidden("an agent can only remove itself"));
@@ -244,11 +249,7 @@ impl Relay {
         let req = RenewRequest::from_json(json_body(body)?, self.limits())
             .map_err(RelayError::invalid_request)?;
         let now = self.now();
-        let rec = self
-            .store
-            .session(&id, now)
-            .await?
-            .ok_or_else(session_not_found)?;
+        let rec = self.existing(&id, now).await?;
         if rec.member(&agent).is_none() {
             return Err(forbidden("only members of the session may renew it"));
         }

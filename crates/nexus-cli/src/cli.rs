@@ -4,10 +4,86 @@
 //! The nine global flags of `nexus.sh` (`--url`, `--agent-id`, `--ttl`, `--after`, `--greeting`,
 //! `--interval`, `--max-agents`, `--creator-agent-id`, `--members`) and `--quiet` are `global`, so
 //! they are accepted before or after the command, as the bash client's single pass accepted them.
-//! Unlike the bash client, message text is never taken for a flag after `--` (text that starts
-//! with `-` must follow `--`, or come from stdin).
+//! Unlike the bash client, message text is never taken for a flag: after `--` everything is text,
+//! and [`with_send_text`] makes `send` words that start with `-` but are not one of its flags
+//! (`- item`, `-5`, `--not-a-flag`) text too, as `nexus.sh` took them.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Rewrites a `send` command line so that clap sees every word that is not one of `send`'s flags
+/// (or a global flag) as message text: known flags (and their values) stay in front, the session
+/// id and text words go behind `--`. Other commands pass through unchanged.
+pub fn with_send_text(args: Vec<OsString>) -> Vec<OsString> {
+    let root = Cli::command();
+    let Some(send) = root.find_subcommand("send") else {
+        return args;
+    };
+    // Flag spelling → whether it takes a value.
+    let mut flags: HashMap<String, bool> = HashMap::new();
+    for arg in root.get_arguments().chain(send.get_arguments()) {
+        let takes_value = arg.get_action().takes_values();
+        if let Some(long) = arg.get_long() {
+            flags.insert(format!("--{long}"), takes_value);
+        }
+        if let Some(short) = arg.get_short() {
+            flags.insert(format!("-{short}"), takes_value);
+        }
+    }
+    flags.insert("--help".into(), false);
+    flags.insert("-h".into(), false);
+    let known = |t: &str| -> Option<bool> {
+        match t.split_once('=') {
+            Some((name, _)) if name.starts_with("--") => flags.get(name).map(|_| false),
+            _ => flags.get(t).copied(),
+        }
+    };
+    let mut iter = args.into_iter();
+    let mut out: Vec<OsString> = iter.next().into_iter().collect();
+    // Up to and including the command word.
+    loop {
+        let Some(token) = iter.next() else {
+            return out;
+        };
+        let text = token.to_str().map(str::to_owned);
+        out.push(token);
+        match text.as_deref() {
+            Some(t) if t.starts_with('-') && t != "-" => {
+                if known(t) == Some(true)
+                    && let Some(value) = iter.next()
+                {
+                    out.push(value);
+                }
+            }
+            Some("send") => break,
+            _ => return out.into_iter().chain(iter).collect(),
+        }
+    }
+    let mut words = Vec::new();
+    while let Some(token) = iter.next() {
+        match token.to_str() {
+            Some("--") => {
+                words.extend(iter.by_ref());
+                break;
+            }
+            Some(t) if t.starts_with('-') && t != "-" && known(t).is_some() => {
+                let takes_value = known(t) == Some(true);
+                out.push(token);
+                if takes_value && let Some(value) = iter.next() {
+                    out.push(value);
+                }
+            }
+            _ => words.push(token),
+        }
+    }
+    if !words.is_empty() {
+        out.push("--".into());
+        out.extend(words);
+    }
+    out
+}
 
 /// The whole command line.
 #[derive(Debug, Parser)]
@@ -126,8 +202,8 @@ pub enum Command {
     )]
     Send {
         sid: String,
-        /// Message text (words are joined with single spaces); `-` reads stdin. Put `--` before
-        /// text that starts with `-`.
+        /// Message text (words are joined with single spaces); `-` reads stdin. Words that start
+        /// with `-` but are not flags of `send` are text; after `--` every word is text.
         text: Vec<String>,
         /// A JSON payload (any JSON value but null).
         #[arg(long, value_name = "PAYLOAD", allow_hyphen_values = true)]
@@ -224,6 +300,47 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("nexus").chain(args.iter().copied())).unwrap()
+    }
+
+    fn parse_send(args: &[&str]) -> (String, Vec<String>, Option<String>, bool) {
+        let argv = std::iter::once("nexus")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        send_parts(Cli::try_parse_from(with_send_text(argv)).unwrap())
+    }
+
+    #[test]
+    fn send_words_that_look_like_flags_are_text() {
+        let (sid, text, json, strict) = parse_send(&["send", "S", "-", "item", "-5", "--nope"]);
+        assert_eq!(sid, "S");
+        assert_eq!(text, ["-", "item", "-5", "--nope"]);
+        assert_eq!((json, strict), (None, false));
+        let (_, text, json, strict) = parse_send(&[
+            "--url",
+            "http://a",
+            "send",
+            "S",
+            "- item one",
+            "--json",
+            "{}",
+            "--strict",
+            "--quiet",
+        ]);
+        assert_eq!(text, ["- item one"]);
+        assert_eq!((json.as_deref(), strict), (Some("{}"), true));
+        let (_, text, _, _) = parse_send(&["send", "S", "a", "--", "--json", "x"]);
+        assert_eq!(text, ["a", "--json", "x"]);
+        let (_, text, json, _) = parse_send(&["send", "S", "--json=[1]", "--url=http://b", "hi"]);
+        assert_eq!(
+            (text, json.as_deref()),
+            (vec!["hi".to_owned()], Some("[1]"))
+        );
+        // Other commands are left alone.
+        let argv: Vec<OsString> = ["nexus", "poll", "S", "--after", "0"]
+            .map(OsString::from)
+            .into();
+        assert_eq!(with_send_text(argv.clone()), argv);
     }
 
     fn send_parts(cli: Cli) -> (String, Vec<String>, Option<String>, bool) {

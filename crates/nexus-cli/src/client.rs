@@ -121,7 +121,10 @@ impl Reply {
     pub fn failure(&self, ui: &Ui) -> Option<Failure> {
         match (&self.json, self.is_success()) {
             (Some(_), true) => None,
-            (Some(_), false) => Some(Failure::passthrough(&self.raw)),
+            (Some(_), false) => Some(Failure {
+                retry_after: self.retry_after,
+                ..Failure::passthrough(&self.raw)
+            }),
             (None, _) => {
                 if !self.raw.trim().is_empty() {
                     let head: String = self.raw.chars().take(500).collect();
@@ -131,7 +134,10 @@ impl Reply {
                     ));
                     ui.line(head);
                 }
-                Some(Failure::non_json())
+                Some(Failure {
+                    retry_after: self.retry_after,
+                    ..Failure::non_json()
+                })
             }
         }
     }

@@ -12,7 +12,9 @@ use nexus_cli::output::{Failure, emit};
 use serde_json::json;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(nexus_cli::cli::with_send_text(
+        std::env::args_os().collect(),
+    )) {
         Ok(cli) => cli,
         Err(e) => return parse_error(e),
     };
@@ -107,8 +109,18 @@ fn parse_error(e: clap::Error) -> ExitCode {
         _ => {
             let text = e.render().to_string();
             eprint!("{text}");
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+            // The error and its context lines, without the usage and "For more information" tail.
+            let message = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let message = message
+                .strip_prefix("error: ")
+                .unwrap_or(&message)
+                .to_owned();
             emit_failure(&Failure::coded("invalid_arguments", message));
             ExitCode::FAILURE
         }

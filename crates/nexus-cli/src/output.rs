@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 pub struct Failure {
     /// The exact JSON text for stdout.
     pub stdout: String,
+    /// The server's `Retry-After`, in seconds, when it sent one (daemons wait at least that long).
+    pub retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -41,6 +43,7 @@ impl Failure {
     pub fn passthrough(raw: &str) -> Self {
         Self {
             stdout: raw.trim().to_owned(),
+            retry_after: None,
         }
     }
 
@@ -52,6 +55,7 @@ impl Failure {
     pub fn from_value(v: &Value) -> Self {
         Self {
             stdout: v.to_string(),
+            retry_after: None,
         }
     }
 

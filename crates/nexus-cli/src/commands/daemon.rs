@@ -152,26 +152,44 @@ impl Drop for DaemonLock {
 }
 
 /// Resolves when Ctrl-C or SIGTERM arrives (never, if signals cannot be installed).
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (not when first awaited), so
+/// a signal that arrives while the daemon is still starting up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn recv(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
                 }
+                None => std::future::pending().await,
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        }
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            tokio::select! {
+                () = recv(term) => {}
+                () = recv(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
+}
+
+/// The final line after Ctrl-C or SIGTERM.
+fn stopped_by_signal(ui: Ui, mode: Mode, sid: &Sid) -> CmdResult {
+    ui.note(match mode {
+        Mode::PollDaemon => "Polling daemon stopped.",
+        Mode::Heartbeat => "Heartbeat stopped.",
+    });
+    stopped(sid, "signal", None, 0)
 }
 
 /// Writes one NDJSON line; `false` when stdout is gone.
@@ -254,10 +272,15 @@ async fn run(
         "startedAt": stamp(),
     });
     let _lock = DaemonLock::acquire(&ctx.home, sid, &info)?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
     let ui = ctx.ui;
     let quiet = Ui { quiet: true };
     let interval_d = Duration::from_secs(interval);
-    let caps = ctx.capabilities(server).await;
+    let caps = tokio::select! {
+        caps = ctx.capabilities(server) => caps,
+        () = &mut stop => return stopped_by_signal(ui, mode, sid),
+    };
     let long_poll = caps
         .as_ref()
         .and_then(|c| c.get("longPoll"))
@@ -272,8 +295,6 @@ async fn run(
         .min(60);
     let wait = long_poll.then(|| interval.min(max_wait));
     let started = Instant::now();
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
 
     let mut cursor: Option<String> = match ctx.global.after.as_deref() {
         Some("0") => None,
@@ -304,7 +325,11 @@ async fn run(
             let req = Request::post(format!("{}/v1/sessions/{sid}/renew", server.base()))
                 .header("X-Agent-Id", agent)
                 .json(json!({}));
-            match checked(ctx.http.call(req).await, &quiet) {
+            let renewed = tokio::select! {
+                r = ctx.http.call(req) => r,
+                () = &mut stop => return stopped_by_signal(ui, mode, sid),
+            };
+            match checked(renewed, &quiet) {
                 Ok(r) => {
                     expires_at = r
                         .str_field("expiresAt")
@@ -348,13 +373,7 @@ async fn run(
         let asked = Instant::now();
         let result = tokio::select! {
             r = poll_once(ctx, &quiet, sid, server, agent, &spec) => r,
-            () = &mut stop => {
-                ui.note(match mode {
-                    Mode::PollDaemon => "Polling daemon stopped.",
-                    Mode::Heartbeat => "Heartbeat stopped.",
-                });
-                return stopped(sid, "signal", None, 0);
-            }
+            () = &mut stop => return stopped_by_signal(ui, mode, sid),
         };
         let pause = match result {
             Ok(reply) => {
@@ -424,7 +443,7 @@ async fn run(
                         }
                         Err(j) => {
                             errors += 1;
-                            let d = backoff(errors, jitter(), None);
+                            let d = backoff(errors, jitter(), j.retry_after);
                             ui.line(format!(
                                 "{} - rejoin failed ({}), retrying in {}s",
                                 stamp(),
@@ -435,9 +454,11 @@ async fn run(
                         }
                     }
                 }
-                code => {
+                _ => {
                     errors += 1;
-                    let d = backoff(errors, jitter(), None);
+                    let code = f.code();
+                    let code = code.as_deref();
+                    let d = backoff(errors, jitter(), f.retry_after);
                     ui.line(format!(
                         "{} - poll failed ({}), retrying in {:.1}s",
                         stamp(),
@@ -451,13 +472,7 @@ async fn run(
         if !pause.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                () = &mut stop => {
-                    ui.note(match mode {
-                        Mode::PollDaemon => "Polling daemon stopped.",
-                        Mode::Heartbeat => "Heartbeat stopped.",
-                    });
-                    return stopped(sid, "signal", None, 0);
-                }
+                () = &mut stop => return stopped_by_signal(ui, mode, sid),
             }
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! Difference from `nexus.sh`: cleanup removes **every** alias of the session, not just one.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::Ctx;
 use crate::client::{Reply, Request, TransportError};
@@ -132,6 +132,21 @@ pub async fn leave(ctx: &Ctx, input: &str) -> CmdResult {
         }
         Decision::Preserve(line) => {
             ctx.ui.note(line);
+            // Every failure prints an `error` on stdout (SPEC §3), even when the server's reply
+            // was a 2xx without `ok: true` (which nexus.sh printed as is).
+            let printed = match &result {
+                Ok(Reply {
+                    json: Some(body), ..
+                }) if !body.contains_key("error") => Printed::Raw(
+                    Failure::from_value(&json!({
+                        "error": "leave_not_confirmed",
+                        "message": "the server did not confirm the leave with \"ok\": true; local state preserved",
+                        "response": body,
+                    }))
+                    .stdout,
+                ),
+                _ => printed,
+            };
             Ok(Outcome { printed, exit: 1 })
         }
         // decide_cross_check never asks for another cross-check.
@@ -142,7 +157,6 @@ pub async fn leave(ctx: &Ctx, input: &str) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {

@@ -1,7 +1,7 @@
-//! Every branch of the `leave` decision table (inventory §1.5.4) that a real server can produce;
-//! the remaining branch (invalid key, agent no longer listed) is unit-tested in `leave.rs`.
+//! Every branch of the `leave` decision table (inventory §1.5.4): those a real server produces
+//! against the real server, the others against a scripted one.
 
-use super::harness::{Agent, Server, create_with_creator, dead_url, pair_in};
+use super::harness::{Agent, Scripted, Server, create_with_creator, dead_url, pair_in};
 
 fn plant(agent: &Agent, sid: &str, id: &str, key: &str, server: &str) {
     let dir = agent.path(&format!("sessions/{sid}"));
@@ -78,4 +78,119 @@ fn leave_decision_table() {
         !bob.path(&format!("sessions/{other}")).exists(),
         "no ghost folder"
     );
+}
+
+/// Branches only a server other than ours produces: each scripted reply to the DELETE (and to the
+/// cross-check GET) with the expected exit code, stdout `error`, stderr line and cleanup.
+#[test]
+fn leave_decision_table_against_scripted_servers() {
+    let sid = "ef".repeat(24);
+    type Reply = (u16, &'static str, String);
+    let invalid_key: Reply = (
+        401,
+        "application/json",
+        r#"{"error":"invalid_session_key","message":"x"}"#.into(),
+    );
+    let cases: Vec<(&str, Reply, Reply, u8, &str, &str, bool)> = vec![
+        // (what, DELETE reply, GET reply, exit, stdout error, stderr excerpt, cleaned up)
+        (
+            "invalid key, session gone",
+            invalid_key.clone(),
+            (
+                404,
+                "application/json",
+                r#"{"error":"session_not_found"}"#.into(),
+            ),
+            0,
+            "invalid_session_key",
+            "Session expired on server",
+            true,
+        ),
+        (
+            "invalid key, status unreachable",
+            invalid_key.clone(),
+            (502, "text/html", "<html>bad gateway</html>".into()),
+            1,
+            "invalid_session_key",
+            "Cannot verify session state (HTTP 502)",
+            false,
+        ),
+        (
+            "invalid key, agent no longer listed",
+            invalid_key.clone(),
+            (
+                200,
+                "application/json",
+                r#"{"agents":["someone-else"]}"#.into(),
+            ),
+            0,
+            "invalid_session_key",
+            "Agent no longer a member",
+            true,
+        ),
+        (
+            "2xx without ok:true",
+            (200, "application/json", r#"{"status":"removed"}"#.into()),
+            (500, "text/plain", String::new()),
+            1,
+            "leave_not_confirmed",
+            "reply without ok:true",
+            false,
+        ),
+        (
+            "rate limited",
+            (
+                429,
+                "application/json",
+                r#"{"error":"rate_limit_exceeded","message":"slow"}"#.into(),
+            ),
+            (500, "text/plain", String::new()),
+            1,
+            "rate_limit_exceeded",
+            "Server leave failed (rate_limit_exceeded)",
+            false,
+        ),
+        (
+            "missing key on the server's side",
+            (
+                401,
+                "application/json",
+                r#"{"error":"missing_session_key","message":"x"}"#.into(),
+            ),
+            (500, "text/plain", String::new()),
+            1,
+            "missing_session_key",
+            "Server leave failed (missing_session_key)",
+            false,
+        ),
+        (
+            "proxy error page",
+            (503, "text/html", "<html>down</html>".into()),
+            (500, "text/plain", String::new()),
+            1,
+            "non_json_response",
+            "Server leave failed (non_json_response)",
+            false,
+        ),
+    ];
+    for (what, delete, get, exit, error, line, cleaned) in cases {
+        let server = Scripted::start(move |method, _, _| {
+            if method == "DELETE" {
+                delete.clone()
+            } else {
+                get.clone()
+            }
+        });
+        let bob = Agent::new(&server.url);
+        plant(&bob, &sid, "bob", &"1".repeat(64), &server.url);
+        let r = bob.run(&["leave", &sid]);
+        assert_eq!(r.code, i32::from(exit), "{what}: {r:?}");
+        assert_eq!(r.json()["error"], error, "{what}: {r:?}");
+        assert!(r.stderr.contains(line), "{what}: {}", r.stderr);
+        assert_eq!(
+            !bob.path(&format!("sessions/{sid}")).exists(),
+            cleaned,
+            "{what}"
+        );
+    }
 }

@@ -36,10 +36,23 @@ pub struct Limits {
 /// `PUT /v1/sessions` body. `creator_agent_id` is returned raw: a malformed one is
 /// `invalid_agent_id`, not `invalid_request`, so the server validates it.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 pub struct CreateSessionRequest {
+    /// Seconds; at most the server's `MAX_TTL_SECONDS` (default 86400). Default 3660.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub ttl: Option<u64>,
+    /// At most the server's `MAX_AGENTS` (default 50). Default 50.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 50))]
     pub max_agents: Option<u64>,
+    /// Joined at once, with a session key; must equal `X-Agent-Id` when both are sent.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._-]{1,128}$"))]
     pub creator_agent_id: Option<String>,
+    /// Delivered as message `0` from `system`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
     pub greeting: Option<String>,
 }
 
@@ -70,7 +83,13 @@ impl CreateSessionRequest {
 
 /// `POST /v1/sessions/:id/renew` body.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 pub struct RenewRequest {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub ttl: Option<u64>,
 }
 
@@ -90,8 +109,15 @@ impl RenewRequest {
 /// `POST /v1/sessions/:id/messages` body: `text` (non-empty string) and/or `json` (any value
 /// but `null`); at least one.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 pub struct SendRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub text: Option<String>,
+    /// Any JSON value but `null`.
     pub json: Option<Value>,
 }
 
@@ -131,7 +157,13 @@ impl SendRequest {
 
 /// `PUT /v1/pair` body.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(rename_all = "camelCase")
+)]
 pub struct CreatePairRequest {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub session_id: String,
 }
 
@@ -216,6 +248,7 @@ pub fn valid_idempotency_key(key: &str) -> bool {
 
 /// `PUT /v1/sessions` → 201.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionCreated {
     pub session_id: String,
@@ -234,6 +267,7 @@ pub struct SessionCreated {
 
 /// One member in a status response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
     pub agent_id: String,
@@ -244,6 +278,7 @@ pub struct MemberInfo {
 
 /// `GET /v1/sessions/:id` → 200. `agents` is a list of strings (the bash client relies on it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionStatus {
     pub session_id: String,
@@ -259,6 +294,7 @@ pub struct SessionStatus {
 
 /// `POST /v1/sessions/:id/join` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
     pub status: String,
@@ -270,6 +306,7 @@ pub struct Joined {
 
 /// `DELETE /v1/sessions/:id/agents/:agentId` → 200 (`ok: true` is required by the bash client).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Left {
     pub ok: bool,
@@ -281,6 +318,7 @@ pub struct Left {
 
 /// `POST /v1/sessions/:id/renew` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Renewed {
     pub session_id: String,
@@ -292,9 +330,11 @@ pub struct Renewed {
 
 /// `POST /v1/sessions/:id/messages` → 201 (200 for an idempotent repeat).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MessageSent {
     pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
     pub sent_at: String,
     pub expires_at: String,
@@ -305,6 +345,7 @@ pub struct MessageSent {
 
 /// A message as polled.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: String,
@@ -313,6 +354,7 @@ pub struct Message {
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
     pub verified: bool,
     pub sent_at: String,
@@ -321,6 +363,7 @@ pub struct Message {
 
 /// Presence entry of a poll with `members=true`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     pub agent_id: String,
@@ -329,9 +372,11 @@ pub struct Presence {
 
 /// `GET /v1/sessions/:id/messages` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PollResponse {
     pub messages: Vec<Message>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub next_cursor: Cursor,
     /// True when messages the caller asked for can no longer be delivered (lost in a restart or
     /// expired): a gap is always said.
@@ -343,6 +388,7 @@ pub struct PollResponse {
 
 /// `PUT /v1/pair` → 201.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PairCreated {
     pub code: String,
@@ -352,6 +398,7 @@ pub struct PairCreated {
 
 /// `POST /v1/pair/:code/claim` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Claimed {
     pub session_id: String,
@@ -362,6 +409,7 @@ pub struct Claimed {
 
 /// `GET /v1/pair/:code/status` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PairStatus {
     /// `pending`, `claimed` or `expired`.
     pub state: String,
@@ -369,6 +417,7 @@ pub struct PairStatus {
 
 /// `capabilities` of `GET /health`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Capabilities {
     pub message_format: Vec<String>,
@@ -383,6 +432,7 @@ pub struct Capabilities {
 
 /// `GET /health` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     pub version: String,
@@ -393,6 +443,7 @@ pub struct Health {
 
 /// `GET /v1/stats` → 200.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     pub active_sessions: u64,

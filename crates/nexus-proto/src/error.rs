@@ -31,6 +31,8 @@ pub enum ErrorCode {
     RateLimitExceeded,
     SessionQuotaExceeded,
     ServerAtCapacity,
+    /// Too many long-polls are parked on this server (`MAX_WAITERS`); retry shortly.
+    ServerBusy,
     InternalError,
     /// No route has this path.
     NotFound,
@@ -39,7 +41,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::InvalidBody,
         Self::InvalidRequest,
         Self::MissingAgentId,
@@ -60,6 +62,7 @@ impl ErrorCode {
         Self::RateLimitExceeded,
         Self::SessionQuotaExceeded,
         Self::ServerAtCapacity,
+        Self::ServerBusy,
         Self::InternalError,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -87,6 +90,7 @@ impl ErrorCode {
             Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::SessionQuotaExceeded => "session_quota_exceeded",
             Self::ServerAtCapacity => "server_at_capacity",
+            Self::ServerBusy => "server_busy",
             Self::InternalError => "internal_error",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -117,7 +121,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RateLimitExceeded | Self::SessionQuotaExceeded => 429,
             Self::InternalError => 500,
-            Self::ServerAtCapacity => 503,
+            Self::ServerAtCapacity | Self::ServerBusy => 503,
         }
     }
 }
@@ -136,6 +140,7 @@ impl Serialize for ErrorCode {
 
 /// One validation problem: which field, and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     pub field: String,
     pub problem: String,
@@ -153,6 +158,7 @@ impl FieldProblem {
 /// The body of every error response. `error` is a plain string so that clients can carry codes
 /// from servers newer than themselves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,

@@ -76,6 +76,19 @@ pub struct Config {
     #[arg(long, env = "MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: u64,
 
+    /// Most open client connections; past it, new connections are closed at once.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
+    /// Most long-polls parked at once; past it, polls that would wait answer 503 `server_busy`.
+    #[arg(long, env = "MAX_WAITERS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_waiters: u64,
+
+    /// Seconds a client has to send a request's headers (and an idle connection is kept open);
+    /// slower connections are closed (slowloris).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
+
     /// Log filter (tracing env-filter syntax: error, warn, info, debug, trace).
     #[arg(long, env = "LOG", default_value = "info")]
     pub log: String,
@@ -137,6 +150,9 @@ impl Config {
             max_body_bytes: 65_536,
             max_messages_per_session: 10_000,
             max_sessions: 100_000,
+            max_connections: 10_000,
+            max_waiters: 5_000,
+            header_read_timeout_seconds: 10,
             log: "info".to_owned(),
             tls_cert: None,
             tls_key: None,
@@ -176,6 +192,12 @@ mod tests {
         assert_eq!(parsed.max_agents, defaults.max_agents);
         assert_eq!(parsed.pair_code_ttl_seconds, defaults.pair_code_ttl_seconds);
         assert_eq!(parsed.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(parsed.max_connections, defaults.max_connections);
+        assert_eq!(parsed.max_waiters, defaults.max_waiters);
+        assert_eq!(
+            parsed.header_read_timeout_seconds,
+            defaults.header_read_timeout_seconds
+        );
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //!   in `DATA_DIR` via redb).
 //!
 //! [`config`] holds every setting; [`clock`] is the one source of time; [`server`] binds, serves and
-//! shuts down gracefully.
+//! shuts down gracefully; [`connections`] caps open connections.
 
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod http;
 pub mod secrets;

@@ -1,6 +1,7 @@
 //! Running the relay: open the embedded store in `DATA_DIR`, bind, print the bound address as one
 //! JSON line on stdout (`{"listening":"http://127.0.0.1:PORT"}`, so callers can use port 0), serve,
 //! over HTTPS when `TLS_CERT` and `TLS_KEY` are set (rustls),
+//! with a header-read timeout and a cap on open connections against hostile clients,
 //! and on Ctrl-C or SIGTERM shut down gracefully: stop accepting, release parked long-polls with an
 //! empty answer, finish in-flight requests, flush metadata, exit 0 (SPEC §2 "Configuration").
 
@@ -9,11 +10,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use axum_server::tls_rustls::RustlsConfig;
+use std::time::Duration;
+
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::connections::CappedAcceptor;
 use crate::domain::{Relay, expiry};
 use crate::http;
 use crate::store::embedded::EmbeddedStore;
@@ -56,30 +61,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let upkeep = tokio::spawn(expiry::run(relay.clone()));
     let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();
+
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
     let shutdown = relay.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        // Parked long-polls answer at once; then no new connection is accepted and the server
+        // returns when every in-flight request has been answered.
+        shutdown.cancel();
+        stopper.graceful_shutdown(None);
+    });
+
+    // Hostile clients: headers (and the first request, and the next request on an idle
+    // keep-alive connection) must arrive within HEADER_READ_TIMEOUT_SECONDS, and at most
+    // MAX_CONNECTIONS connections are open at once.
+    let header_timeout = Duration::from_secs(relay.config.header_read_timeout_seconds);
+    let capped = CappedAcceptor::new(DefaultAcceptor::new(), relay.config.max_connections);
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
+        .handle(handle)
+        .first_request_timeout(header_timeout)
+        .accept_error_handler(|_, e| tracing::debug!(error = %e, "connection refused"));
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(header_timeout);
     match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    wait_for_signal().await;
-                    tracing::info!("shutting down: finishing in-flight requests");
-                    shutdown.cancel();
-                })
-                .await?;
-        }
+        None => server.acceptor(capped).serve(app).await?,
         Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                shutdown.cancel();
-                stopper.graceful_shutdown(None);
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-                .handle(handle)
+            server
+                .acceptor(RustlsAcceptor::new(tls).acceptor(capped))
                 .serve(app)
-                .await?;
+                .await?
         }
     }
     relay.shutdown.cancel();

@@ -3,12 +3,16 @@
 //! (`CLAIM_FAILURES_PER_MINUTE`, `CLAIM_FAILURES_GLOBAL_PER_MINUTE`). Windows are 60 s on the
 //! relay's clock; a refusal carries the seconds left in the window for `Retry-After`. Counters are
 //! node-local in the embedded configuration.
+//!
+//! Also the cap on parked long-polls (`MAX_WAITERS`): a poll takes a [`WaiterSlot`] before it
+//! parks and gives it back when it answers, so a flood of long-polls cannot hold unbounded tasks.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use nexus_proto::time::Millis;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Length of a window.
 pub const WINDOW_MS: Millis = 60_000;
@@ -91,6 +95,31 @@ impl ClaimBudget {
     }
 }
 
+/// The slots for parked long-polls (`MAX_WAITERS`).
+pub struct Waiters(Arc<Semaphore>);
+
+/// One parked long-poll; the slot is free again when this is dropped.
+pub struct WaiterSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Waiters {
+    pub fn new(max: u64) -> Self {
+        let max = usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Self(Arc::new(Semaphore::new(max)))
+    }
+
+    /// A slot, or `None` when `MAX_WAITERS` polls are already parked.
+    pub fn try_park(&self) -> Option<WaiterSlot> {
+        self.0.clone().try_acquire_owned().ok().map(WaiterSlot)
+    }
+
+    /// Slots free right now.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +148,16 @@ mod tests {
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(b.check(other, 1, 1, t).is_err(), "global budget spent");
         assert!(b.check(other, 1, 2, t).is_ok());
+    }
+
+    #[test]
+    fn waiter_slots_are_capped_and_given_back() {
+        let w = Waiters::new(2);
+        let a = w.try_park().unwrap();
+        let _b = w.try_park().unwrap();
+        assert!(w.try_park().is_none());
+        drop(a);
+        assert_eq!(w.available(), 1);
+        assert!(w.try_park().is_some());
     }
 }

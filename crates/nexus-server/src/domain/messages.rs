@@ -4,6 +4,8 @@
 //! `0`, `limit`, presence, `truncated`, and long-poll `wait`, which is woken by the send itself and
 //! released when the session goes, when the reader is removed, or on shutdown. A wait never
 //! outlasts half the time left before the reader's inactivity deadline or the session's expiry.
+//! At most `MAX_WAITERS` polls are parked at once; past it a poll that would wait answers 503
+//! `server_busy` (with `Retry-After`) instead.
 
 use std::time::Duration;
 
@@ -169,6 +171,8 @@ impl Relay {
             .map_err(RelayError::invalid_request)?;
         let mut deadline = Instant::now() + Duration::from_secs(query.wait);
         let mut capped = false;
+        // Held while parked: at most MAX_WAITERS polls wait at once.
+        let mut slot = None;
         // Subscribe before reading, so a send between the read and the wait still wakes us.
         let mut wake = self.store.subscribe(&id);
         loop {
@@ -203,6 +207,15 @@ impl Relay {
                 || self.shutdown.is_cancelled()
             {
                 return Ok(self.page_response(page, &query));
+            }
+            if slot.is_none() {
+                slot = Some(self.waiters.try_park().ok_or_else(|| {
+                    RelayError::new(
+                        ErrorCode::ServerBusy,
+                        "too many long-polls are waiting on this server; retry shortly or poll with wait=0",
+                    )
+                    .with_retry_after(1)
+                })?);
             }
             tokio::select! {
                 changed = async {

@@ -45,12 +45,15 @@ pub struct Relay {
     pub requests: limits::Windows,
     /// Failed claims per IP and server-wide.
     pub claim_failures: limits::ClaimBudget,
+    /// Slots for parked long-polls (`MAX_WAITERS`).
+    pub waiters: limits::Waiters,
     started_at: Millis,
 }
 
 impl Relay {
     pub fn new(config: Config, clock: Clock, store: Arc<dyn Store>, public_url: String) -> Self {
         let started_at = clock.now_ms();
+        let waiters = limits::Waiters::new(config.max_waiters);
         Self {
             config,
             clock,
@@ -59,6 +62,7 @@ impl Relay {
             public_url,
             requests: limits::Windows::default(),
             claim_failures: limits::ClaimBudget::default(),
+            waiters,
             started_at,
         }
     }

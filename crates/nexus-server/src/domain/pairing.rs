@@ -22,6 +22,8 @@ fn code_not_found() -> RelayError {
 pub struct CodeView {
     pub state: CodeState,
     pub code: Option<PairCode>,
+    /// When a pending code expires.
+    pub expires_at: Option<Millis>,
 }
 
 impl Relay {
@@ -117,12 +119,14 @@ impl Relay {
             return Ok(CodeView {
                 state: CodeState::Unknown,
                 code: None,
+                expires_at: None,
             });
         };
-        let state = self.store.code_state(&code, self.now()).await?;
+        let (state, expires_at) = self.store.code_state(&code, self.now()).await?;
         Ok(CodeView {
             state,
             code: Some(code),
+            expires_at,
         })
     }
 

@@ -1,17 +1,20 @@
 //! Secret redaction (SPEC §2 "Safety middleware"): `text` and every string value inside `json` (at
 //! any depth; object keys are left alone) are scanned before storage, and each match is replaced
-//! with `[REDACTED:<type>]`. One compiled alternation of named patterns (the `regex` crate: linear
-//! time, no backtracking) is applied in a single pass per string. For assignments
+//! with `[REDACTED:<type>]`. One compiled alternation of patterns (the `regex` crate: linear
+//! time, no backtracking) is applied in a single pass per string; each match is then classified
+//! on its own text (a `RegexSet`), so the cost per match stays small. For assignments
 //! (`password=…`) and URLs with credentials only the secret part is replaced, so the reader still
 //! sees what was there.
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use regex::{Captures, Regex};
+use regex::{Regex, RegexBuilder, RegexSet};
 use serde_json::Value;
 
-/// (type, pattern). Order matters where patterns overlap: the first alternative wins.
+/// (type, pattern). Order matters where patterns overlap: the first alternative wins. `\b` is
+/// made ASCII-only when compiled (secrets are ASCII), which keeps the regex on its fast DFA even on
+/// non-ASCII text.
 const PATTERNS: &[(&str, &str)] = &[
     (
         "private_key",
@@ -22,6 +25,7 @@ const PATTERNS: &[(&str, &str)] = &[
         "github_token",
         r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
     ),
+    ("gitlab_token", r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_\-]{20,}"),
     ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
     (
         "openai_key",
@@ -29,14 +33,24 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "stripe_key",
-        r"\b(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}\b",
+        r"\b(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{24,})\b",
     ),
     (
         "slack_webhook",
-        r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+",
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
     ),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    (
+        "slack_token",
+        r"\b(?:xox[abposre]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,})",
+    ),
     ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+    ("huggingface_token", r"\bhf_[A-Za-z]{34}\b"),
+    (
+        "sendgrid_key",
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+    ),
     (
         "jwt",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
@@ -48,52 +62,160 @@ const PATTERNS: &[(&str, &str)] = &[
     ),
     (
         "secret_assignment",
-        r#"(?i)\b(?:password|passwd|pwd|secret|client_?secret|api_?key|apikey|access_?token|auth_?token|private_?key)\b["']?\s*[:=]\s*["']?(?P<secret_assignment_value>[^\s"',;]{4,})"#,
+        r#"(?i)[A-Za-z_]*(?:password|passwd|pwd|secret|api_?key|apikey|access_?token|auth_?token|private_?key)\b["']?\s*[:=]\s*["']?(?P<secret_assignment_value>[^\s"'`,;()\[\]{}<>]{4,})"#,
     ),
     (
         "url_credentials",
-        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@]+:(?P<url_credentials_value>[^\s/@]+)@",
+        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@]*:(?P<url_credentials_value>[^\s/@]+)@",
     ),
 ];
 
-fn regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
+/// Every type of redaction, as listed in a send response's `redacted`.
+pub const TYPES: [&str; 19] = [
+    "private_key",
+    "aws_access_key",
+    "github_token",
+    "gitlab_token",
+    "anthropic_key",
+    "openai_key",
+    "stripe_key",
+    "slack_webhook",
+    "slack_token",
+    "google_api_key",
+    "npm_token",
+    "pypi_token",
+    "huggingface_token",
+    "sendgrid_key",
+    "jwt",
+    "bearer_token",
+    "aws_secret_key",
+    "secret_assignment",
+    "url_credentials",
+];
+
+/// Values of `password = …`-like assignments that name a type or a placeholder, not a secret.
+const NOT_SECRET_VALUES: &[&str] = &[
+    "string",
+    "str",
+    "bool",
+    "boolean",
+    "none",
+    "null",
+    "nil",
+    "undefined",
+    "true",
+    "false",
+    "required",
+    "optional",
+    "secretstring",
+    "secret",
+    "password",
+    "redacted",
+    "changeme?",
+];
+
+/// The compiled patterns: one alternation finds matches (lazy DFA only, linear time); then, on
+/// the matched text alone, a set tells which pattern it was and that pattern's own small regex
+/// finds the secret part of an assignment or URL.
+struct Compiled {
+    find: Regex,
+    which: RegexSet,
+    /// For patterns with a secret part (`<type>_value`): their own regex and the group's name.
+    values: Vec<Option<(Regex, String)>>,
+}
+
+fn compiled() -> &'static Compiled {
+    static RE: OnceLock<Compiled> = OnceLock::new();
     RE.get_or_init(|| {
+        let ascii = |p: &str| p.replace(r"\b", r"(?-u:\b)");
         let alternation: Vec<String> = PATTERNS
             .iter()
-            .map(|(name, pattern)| format!("(?P<{name}>{pattern})"))
+            .map(|(_, p)| format!("(?:{})", ascii(p)))
+            .collect();
+        let whole: Vec<String> = PATTERNS
+            .iter()
+            .map(|(_, p)| format!("^(?:{})$", ascii(p)))
             .collect();
         // The patterns are constants checked by the tests below; an invalid one is a bug caught
         // there, never input-dependent.
-        Regex::new(&alternation.join("|")).expect("redaction patterns compile")
+        Compiled {
+            // A larger lazy-DFA cache than the default: the alternation has many states, and a
+            // cache that keeps filling up makes the regex fall back to a slower engine.
+            find: RegexBuilder::new(&alternation.join("|"))
+                .dfa_size_limit(32 << 20)
+                .build()
+                .expect("redaction patterns compile"),
+            which: RegexSet::new(&whole).expect("redaction patterns compile"),
+            values: PATTERNS
+                .iter()
+                .zip(&whole)
+                .map(|((name, _), p)| {
+                    let group = format!("{name}_value");
+                    p.contains(&format!("<{group}>"))
+                        .then(|| (Regex::new(p).expect("redaction patterns compile"), group))
+                })
+                .collect(),
+        }
     })
+}
+
+/// Whether a match is most likely not a secret: code that reads a secret from somewhere
+/// (`password = get_password(…)`, `api_key = os.environ[…]`), a type annotation
+/// (`password: String`), or a bearer "token" without a single digit (prose).
+fn looks_harmless(name: &str, value: &str, rest: &str) -> bool {
+    match name {
+        "secret_assignment" => {
+            let next = rest.chars().next();
+            matches!(next, Some('(' | '[' | '<' | '{'))
+                || NOT_SECRET_VALUES.contains(&value.to_ascii_lowercase().as_str())
+                || value.starts_with(['$', '%'])
+                || value.starts_with("process.env")
+                || value.starts_with("os.environ")
+                || value.starts_with("/run/secrets/")
+        }
+        "bearer_token" | "openai_key" => !value.bytes().any(|b| b.is_ascii_digit()),
+        _ => false,
+    }
 }
 
 /// Redacts one string; adds the types found to `found`. `None` when nothing matched.
 fn redact_str(s: &str, found: &mut BTreeSet<&'static str>) -> Option<String> {
-    let re = regex();
-    if !re.is_match(s) {
+    let re = compiled();
+    let mut out = String::new();
+    let mut copied = 0;
+    for m in re.find.find_iter(s) {
+        let Some(index) = re.which.matches(m.as_str()).into_iter().next() else {
+            continue;
+        };
+        let name = PATTERNS[index].0;
+        let value = re.values[index].as_ref().and_then(|(each, group)| {
+            let caps = each.captures(m.as_str())?;
+            let v = caps.name(group)?;
+            Some((m.start() + v.start(), m.start() + v.end()))
+        });
+        let (start, end) = value.unwrap_or((m.start(), m.end()));
+        if looks_harmless(name, &s[start..end], &s[end..]) {
+            continue;
+        }
+        // Keep the non-secret part of assignments and URLs; a value that is itself a known kind
+        // of secret (`OPENAI_API_KEY=sk-…`) is reported as that kind.
+        let replacement = match value {
+            Some(_) => redact_str(&s[start..end], found),
+            None => None,
+        }
+        .unwrap_or_else(|| {
+            found.insert(name);
+            format!("[REDACTED:{name}]")
+        });
+        out.push_str(&s[copied..start]);
+        out.push_str(&replacement);
+        copied = end;
+    }
+    if copied == 0 && out.is_empty() {
         return None;
     }
-    let out = re.replace_all(s, |caps: &Captures<'_>| {
-        let whole = caps.get(0).map_or("", |m| m.as_str());
-        for (name, _) in PATTERNS {
-            let Some(m) = caps.name(name) else { continue };
-            found.insert(name);
-            let marker = format!("[REDACTED:{name}]");
-            // Keep the non-secret part of assignments and URLs.
-            return match caps.name(&format!("{name}_value")) {
-                Some(value) => {
-                    let start = value.start() - m.start();
-                    let end = value.end() - m.start();
-                    format!("{}{marker}{}", &whole[..start], &whole[end..])
-                }
-                None => marker,
-            };
-        }
-        whole.to_owned()
-    });
-    Some(out.into_owned())
+    out.push_str(&s[copied..]);
+    Some(out)
 }
 
 fn redact_value(v: &mut Value, found: &mut BTreeSet<&'static str>) {

@@ -1,6 +1,7 @@
 //! HTTP: the routes of SPEC §2, thin handlers (extract, call the [`Relay`], answer), the
 //! extractors that turn framework rejections into protocol errors, the request-id and access-log
-//! middleware, and the JSON fallbacks for unknown routes and wrong methods.
+//! middleware, the JSON fallbacks for unknown routes and wrong methods, and the OpenAPI document
+//! generated from the handlers (`/openapi.json`).
 
 pub mod docs;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod limits;
 pub mod messages;
 pub mod meta;
 pub mod observe;
+pub mod openapi;
 pub mod pairing;
 pub mod sessions;
 
@@ -31,6 +33,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .route("/", get(docs::root))
         .route("/health", get(meta::health))
         .route("/v1/stats", get(meta::stats))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/sessions", put(sessions::create))
         .route("/v1/sessions/{id}", get(sessions::status))
         .route("/v1/sessions/{id}/join", post(sessions::join))

@@ -588,11 +588,18 @@ impl Store for EmbeddedStore {
         Ok(ClaimOutcome::Claimed { record })
     }
 
-    async fn code_state(&self, code: &PairCode, now: Millis) -> StoreResult<CodeState> {
+    async fn code_state(
+        &self,
+        code: &PairCode,
+        now: Millis,
+    ) -> StoreResult<(CodeState, Option<Millis>)> {
         let codes = lock(&self.codes);
         Ok(match codes.get(code) {
-            Some(rec) => self.code_state_locked(rec, now),
-            None => CodeState::Unknown,
+            Some(rec) => match self.code_state_locked(rec, now) {
+                CodeState::Pending => (CodeState::Pending, Some(rec.expires_at)),
+                other => (other, None),
+            },
+            None => (CodeState::Unknown, None),
         })
     }
 
@@ -833,7 +840,7 @@ mod tests {
         );
         assert_eq!(
             store.code_state(&code, T0 + 1).await.unwrap(),
-            CodeState::Pending
+            (CodeState::Pending, Some(T0 + 600_000))
         );
     }
 

@@ -268,7 +268,12 @@ pub trait Store: Send + Sync + 'static {
         key: SessionKey,
         now: Millis,
     ) -> StoreResult<ClaimOutcome>;
-    async fn code_state(&self, code: &PairCode, now: Millis) -> StoreResult<CodeState>;
+    /// A code's state and, while it is pending, when it expires.
+    async fn code_state(
+        &self,
+        code: &PairCode,
+        now: Millis,
+    ) -> StoreResult<(CodeState, Option<Millis>)>;
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats>;
     /// Reclaims memory and disk held by expired sessions, codes and messages.
     async fn sweep(&self, now: Millis) -> StoreResult<()>;

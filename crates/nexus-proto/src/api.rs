@@ -73,11 +73,7 @@ impl CreateSessionRequest {
             },
             greeting: validate::opt_string(&map, "greeting", MAX_GREETING_CHARS, &mut problems),
         };
-        if problems.is_empty() {
-            Ok(req)
-        } else {
-            Err(problems)
-        }
+        validate::finish(problems, req)
     }
 }
 
@@ -98,11 +94,7 @@ impl RenewRequest {
         let map = validate::object(body)?;
         let mut problems = Vec::new();
         let ttl = validate::opt_int(&map, "ttl", 1, limits.max_ttl_seconds, &mut problems);
-        if problems.is_empty() {
-            Ok(Self { ttl })
-        } else {
-            Err(problems)
-        }
+        validate::finish(problems, Self { ttl })
     }
 }
 
@@ -147,11 +139,7 @@ impl SendRequest {
                 "at least one of text (a non-empty string) or json (any value but null) is required",
             ));
         }
-        if problems.is_empty() {
-            Ok(Self { text, json })
-        } else {
-            Err(problems)
-        }
+        validate::finish(problems, Self { text, json })
     }
 }
 
@@ -230,11 +218,7 @@ impl PollQuery {
                 _ => {}
             }
         }
-        if problems.is_empty() {
-            Ok(q)
-        } else {
-            Err(problems)
-        }
+        validate::finish(problems, q)
     }
 }
 

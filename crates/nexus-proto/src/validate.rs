@@ -13,6 +13,15 @@ pub(crate) fn object(body: Value) -> Result<Map<String, Value>, Vec<FieldProblem
     }
 }
 
+/// The parsed value when no problem was found, else every problem.
+pub(crate) fn finish<T>(problems: Vec<FieldProblem>, value: T) -> Result<T, Vec<FieldProblem>> {
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(problems)
+    }
+}
+
 /// A field that must be absent (or `null`) or an integer in `min..=max`.
 pub(crate) fn opt_int(
     map: &Map<String, Value>,

@@ -184,11 +184,14 @@ async fn the_pairing_page_shows_the_code_and_turns_claimed_live() {
 
 #[tokio::test]
 async fn the_pairing_page_turns_expired_live() {
-    let (server, _dir) = start(&["--pair-code-ttl-seconds", "3"]).await;
+    // The code lives a few real seconds (this is the real binary; its clock cannot be paused):
+    // the browser is started first, so only the page load runs inside the code's lifetime, and
+    // that lifetime is long enough for a loaded CI machine to see the page while it is pending.
+    let (server, _dir) = start(&["--pair-code-ttl-seconds", "6"]).await;
     let client = server.client();
-    let code = new_code(&client).await;
     let mut browser = Browser::launch().await;
     let tab = browser.tab(View::DESKTOP_LIGHT).await;
+    let code = new_code(&client).await;
     browser
         .goto(&tab, &format!("http://{}/p/{code}", client.addr))
         .await;

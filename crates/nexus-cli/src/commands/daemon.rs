@@ -302,6 +302,9 @@ async fn run(
         None => ctx.home.read(sid, SessionFile::Cursor),
     };
     let mut errors: u32 = 0;
+    // The cursor a gap was last reported after: a server that lost messages keeps saying
+    // `truncated` for the same cursor until a newer message arrives, but one gap is one line.
+    let mut gap_reported_after: Option<Option<String>> = None;
     let mut expires_at: Option<u64> = None;
     let mut session_ttl: Option<u64> = None;
     let mut next_renew_try = Instant::now();
@@ -379,9 +382,12 @@ async fn run(
             Ok(reply) => {
                 errors = 0;
                 if reply.get("truncated") == Some(&Value::Bool(true))
-                    && !emit(&json!({"type": "gap", "sessionId": sid.as_str(), "after": cursor}))
+                    && gap_reported_after.as_ref() != Some(&cursor)
                 {
-                    return Ok(Outcome::nothing());
+                    if !emit(&json!({"type": "gap", "sessionId": sid.as_str(), "after": cursor})) {
+                        return Ok(Outcome::nothing());
+                    }
+                    gap_reported_after = Some(cursor.clone());
                 }
                 let msgs = reply
                     .get("messages")

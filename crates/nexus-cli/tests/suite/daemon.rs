@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::harness::{Agent, Server, create_with_creator, pair_in};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::harness::{Agent, Scripted, Server, create_with_creator, pair_in};
 
 fn next_line(rx: &mpsc::Receiver<Value>, within: Duration) -> Value {
     rx.recv_timeout(within).expect("daemon line in time")
@@ -191,4 +195,80 @@ fn daemon_rejoins_after_removal_for_inactivity() {
     let _ = daemon.wait();
     let key_after = bob.read(&format!("sessions/{sid}/key")).unwrap();
     assert_ne!(key_before, key_after, "the rejoin saved the new key");
+}
+
+/// Against a relay that advertises long-poll and keeps saying `truncated` for the same cursor
+/// (messages lost in a crash, none sent since): the daemon asks with `wait=`, renews before the
+/// session's (short) expiry, and reports the gap once, not once per poll.
+#[test]
+fn daemon_long_polls_renews_and_reports_one_gap_per_cursor() {
+    let sid = "cd".repeat(24);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let relay = Scripted::start(move |method, path, _| {
+        log.lock().unwrap().push(format!("{method} {path}"));
+        let soon = nexus_proto::time::format_rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+                + 1_000,
+        );
+        let ok = |v: Value| (200, "application/json", v.to_string());
+        match method {
+            "GET" if path == "/health" => ok(json!({"status": "ok", "capabilities":
+                {"messageFormat": ["text", "json"], "longPoll": true, "maxWaitSeconds": 60}})),
+            "POST" if path.ends_with("/join") => ok(json!({"status": "joined", "sessionId": "x",
+                "agentsOnline": 2, "sessionKey": "k".repeat(64), "expiresAt": soon})),
+            "POST" if path.ends_with("/renew") => ok(json!({"sessionId": "x", "state": "active",
+                "ttl": 1, "expiresAt": soon, "agents": ["bob"]})),
+            "GET" if path.contains("/messages") => {
+                let after = path
+                    .split(['?', '&'])
+                    .find_map(|kv| kv.strip_prefix("after="))
+                    .unwrap_or("0")
+                    .to_owned();
+                ok(json!({"messages": [], "nextCursor": after, "truncated": true}))
+            }
+            _ => (
+                404,
+                "application/json",
+                json!({"error": "not_found"}).to_string(),
+            ),
+        }
+    });
+    let bob = Agent::new(&relay.url);
+    bob.run(&["join", &sid, "--agent-id", "bob"]).ok();
+    std::fs::write(bob.path(&format!("sessions/{sid}/cursor")), "7").unwrap();
+
+    let r = bob.run(&[
+        "poll-daemon",
+        &sid,
+        "--interval",
+        "1",
+        "--ttl",
+        "4",
+        "--yes",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let gaps: Vec<&Value> = lines.iter().filter(|l| l["type"] == "gap").collect();
+    assert_eq!(gaps.len(), 1, "{lines:?}");
+    assert_eq!(gaps[0]["after"], "7");
+    assert_eq!(lines.last().unwrap()["reason"], "ttl_elapsed");
+
+    let seen = seen.lock().unwrap();
+    let polls: Vec<&String> = seen
+        .iter()
+        .filter(|r| r.starts_with("GET") && r.contains("/messages"))
+        .collect();
+    assert!(polls.len() >= 3, "{seen:?}");
+    // Every poll asks the server to hold it (long-poll, advertised by /health).
+    assert!(polls.iter().all(|p| p.contains("wait=1")), "{polls:?}");
+    let renews = seen.iter().filter(|r| r.ends_with("/renew")).count();
+    assert!(renews >= 2, "renewed before each near expiry: {seen:?}");
 }

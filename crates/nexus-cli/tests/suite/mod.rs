@@ -2,6 +2,7 @@
 
 mod daemon;
 mod errors;
+mod extras;
 mod flows;
 mod harness;
 mod layout;

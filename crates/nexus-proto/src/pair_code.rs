@@ -30,9 +30,11 @@ pub fn words() -> &'static [&'static str] {
 }
 
 /// A canonical (uppercase) pairing code.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PairCode(String);
+
+crate::ids::secret_eq_impls!(PairCode);
 
 impl PairCode {
     /// Builds a code from 47 random bits (higher bits are ignored). Every code is equally likely

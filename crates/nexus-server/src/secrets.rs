@@ -3,7 +3,6 @@
 
 use nexus_proto::ids::{SESSION_ID_BYTES, SESSION_KEY_BYTES, to_hex};
 use nexus_proto::{PairCode, SessionId, SessionKey};
-use subtle::ConstantTimeEq;
 
 /// The OS random source failed: the relay cannot make secrets and must refuse the request.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +40,7 @@ pub fn new_request_id() -> String {
 }
 
 /// Constant-time equality of two secrets (length may leak; all keys have one length).
-pub fn secret_eq(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
+pub use nexus_proto::ids::secret_eq;
 
 #[cfg(test)]
 mod tests {
@@ -62,5 +59,15 @@ mod tests {
         assert!(secret_eq("abc", "abc"));
         assert!(!secret_eq("abc", "abd"));
         assert!(!secret_eq("abc", "abcd"));
+    }
+
+    #[test]
+    fn ten_thousand_codes_from_the_os_are_distinct_and_well_formed() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let code = new_pair_code().unwrap();
+            assert_eq!(PairCode::parse(code.as_str()).as_ref(), Some(&code));
+            assert!(seen.insert(code), "a repeated code");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Pairing (SPEC §1 "Pairing code"; §2 pair endpoints): single-use codes that expire after
 //! `PAIR_CODE_TTL_SECONDS`, claims that join the claimer at once (a refused join leaves the code
 //! pending), and code states. Claimed and expired codes are remembered for another TTL, then
-//! forgotten. Unknown and malformed codes take the same path as expired ones up to the answer.
+//! forgotten. Unknown codes take the same path as expired ones up to the answer (one store lookup);
+//! malformed ones are refused before it (their shape is public, so this reveals nothing).
 
 use nexus_proto::api::{Claimed, CreatePairRequest, PairCreated, PairStatus};
 use nexus_proto::time::Millis;

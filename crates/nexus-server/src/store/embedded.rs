@@ -551,10 +551,12 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<ClaimOutcome> {
         let (pending, record) = {
             let mut codes = lock(&self.codes);
-            let Some(rec) = codes.get(code).cloned() else {
-                return Ok(ClaimOutcome::Unknown);
-            };
-            match self.code_state_locked(&rec, now) {
+            // Unknown and expired codes answer after the same work (one lookup, one state check,
+            // nothing copied): a guesser cannot time the difference (SPEC §2 "Pairing guesses").
+            let state = codes
+                .get(code)
+                .map_or(CodeState::Unknown, |rec| self.code_state_locked(rec, now));
+            match state {
                 CodeState::Unknown => {
                     codes.remove(code);
                     return Ok(ClaimOutcome::Unknown);
@@ -562,6 +564,9 @@ impl Store for EmbeddedStore {
                 CodeState::Claimed | CodeState::Expired => return Ok(ClaimOutcome::ExpiredOrUsed),
                 CodeState::Pending => {}
             }
+            let Some(rec) = codes.get(code).cloned() else {
+                return Ok(ClaimOutcome::Unknown);
+            };
             let Some(shared) = self.live(&rec.session_id, now) else {
                 return Ok(ClaimOutcome::ExpiredOrUsed);
             };
@@ -874,5 +879,38 @@ mod tests {
         // Even when reopened "in the past", the record is gone from disk.
         let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
         assert!(store.session(&id, T0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_running_sweep_deletes_expired_sessions_and_codes_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([5; 24]);
+        let code = PairCode::from_random(7);
+        let late = T0 + 3_600_000;
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            store
+                .create_code(CodeRecord {
+                    code: code.clone(),
+                    session_id: id.clone(),
+                    created_at: T0,
+                    expires_at: T0 + 600_000,
+                    claimed_at: None,
+                    forget_at: T0 + 1_200_000,
+                })
+                .await
+                .unwrap();
+            store.sweep(late).await.unwrap();
+            store.flush().await.unwrap();
+            // Dropped without close(): only what the sweep journaled is on disk.
+        }
+        // Reopened "in the past", where both would still be alive if they were on disk.
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+        assert!(store.session(&id, T0).await.unwrap().is_none());
+        assert_eq!(
+            store.code_state(&code, T0).await.unwrap(),
+            (CodeState::Unknown, None)
+        );
     }
 }

@@ -61,7 +61,7 @@ pub struct Config {
     pub claim_failures_global_per_minute: u64,
 
     /// Refuse sends without X-Session-Key (1) instead of marking them unverified (0).
-    #[arg(long, env = "REQUIRE_SESSION_KEY", default_value = "0", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    #[arg(long, env = "REQUIRE_SESSION_KEY", default_value = "0", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, hide_possible_values = true)]
     pub require_session_key: bool,
 
     /// Largest request body in bytes.

@@ -488,11 +488,47 @@ fn help_lists_every_configuration_flag_and_env_var() {
         ("max-body-bytes", "MAX_BODY_BYTES"),
         ("max-messages-per-session", "MAX_MESSAGES_PER_SESSION"),
         ("max-sessions", "MAX_SESSIONS"),
+        ("max-connections", "MAX_CONNECTIONS"),
+        ("max-waiters", "MAX_WAITERS"),
+        ("header-read-timeout-seconds", "HEADER_READ_TIMEOUT_SECONDS"),
         ("log", "LOG"),
         ("tls-cert", "TLS_CERT"),
         ("tls-key", "TLS_KEY"),
     ];
     assert_eq!(expected.len(), harness::CONFIG_ENV.len());
+    // Each setting's default, as SPEC §2 "Configuration" and the README state them.
+    let defaults = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "3000"),
+        ("PUBLIC_URL", "http://HOST:PORT"),
+        ("DATA_DIR", "./data"),
+        ("MAX_TTL_SECONDS", "86400"),
+        ("MAX_AGENTS", "50"),
+        ("AGENT_INACTIVITY_SECONDS", "0"),
+        ("PAIR_CODE_TTL_SECONDS", "600"),
+        ("RATE_LIMIT_PER_MINUTE", "100"),
+        ("TRUSTED_PROXIES", "\"\""),
+        ("CLAIM_FAILURES_PER_MINUTE", "10"),
+        ("CLAIM_FAILURES_GLOBAL_PER_MINUTE", "1000"),
+        ("REQUIRE_SESSION_KEY", "0"),
+        ("MAX_BODY_BYTES", "65536"),
+        ("MAX_MESSAGES_PER_SESSION", "10000"),
+        ("MAX_SESSIONS", "100000"),
+        ("MAX_CONNECTIONS", "10000"),
+        ("MAX_WAITERS", "5000"),
+        ("HEADER_READ_TIMEOUT_SECONDS", "10"),
+        ("LOG", "info"),
+    ];
+    for (env, default) in defaults {
+        let entry = help
+            .split("\n      --")
+            .find(|e| e.contains(&format!("[env: {env}=")))
+            .unwrap_or_else(|| panic!("no entry for {env}:\n{help}"));
+        assert!(
+            entry.contains(&format!("[default: {default}]")),
+            "{env} should show [default: {default}]:\n{entry}"
+        );
+    }
     let words: HashSet<&str> = help
         .split(|ch: char| ch.is_whitespace() || ch == ',' || ch == '[' || ch == ']')
         .collect();

@@ -79,6 +79,15 @@ async fn the_pairing_page_shows_the_code_and_turns_claimed_live() {
     assert_eq!(text_of(&mut browser, &tab, "state").await, "pending");
     assert_eq!(text_of(&mut browser, &tab, "link").await, link);
     assert_eq!(background(&mut browser, &tab).await, LIGHT_BG);
+    // The countdown to the code's expiry (600 s) is shown and ticks down.
+    let countdown = text_of(&mut browser, &tab, "countdown").await;
+    assert!(
+        countdown.starts_with("Expires in 9:") || countdown == "Expires in 10:00",
+        "{countdown}"
+    );
+    let ticking =
+        format!("document.getElementById('countdown').textContent.trim() !== {countdown:?}");
+    browser.wait_for(&tab, &ticking, LIVE).await;
     // One copy button per command, added by the page's script.
     let counts = browser
         .eval(

@@ -175,8 +175,18 @@ fn daemon_rejoins_after_removal_for_inactivity() {
     let sid = create_with_creator(&alice, "alice", None);
     pair_in(&alice, &sid, &bob, "bob");
     let key_before = bob.read(&format!("sessions/{sid}/key")).unwrap();
-    // Bob goes quiet long enough to be removed.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Bob goes quiet until the relay (a real process, with a 1 s inactivity limit) has removed
+    // him: watched through the public status, not guessed with a fixed sleep.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alice.run(&["status", &sid]).ok()["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "bob")
+    {
+        assert!(Instant::now() < deadline, "bob was never removed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(bob.run(&["poll", &sid]).err(), "agent_not_in_session");
     alice.run(&["send", &sid, "while you were away"]).ok();
 

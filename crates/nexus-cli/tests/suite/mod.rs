@@ -6,4 +6,5 @@ mod flows;
 mod harness;
 mod layout;
 mod leave;
+mod mcp;
 mod servers;

@@ -7,4 +7,5 @@ mod harness;
 mod layout;
 mod leave;
 mod mcp;
+mod mcp_listen;
 mod servers;

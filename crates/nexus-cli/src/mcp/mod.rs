@@ -12,7 +12,8 @@
 //! - [`watch`]: one background long-poll per subscribed transcript;
 //! - [`history`]: reading what a session holds without moving the saved cursor;
 //! - [`context`]: the per-process state and the per-call CLI context;
-//! - [`identity`]: the agent id (`--agent-id`, `NEXUS_AGENT_ID`, `agentId` in config.json).
+//! - [`identity`]: the agent id (`--agent-id`, `NEXUS_AGENT_ID`, `agentId` in config.json);
+//! - [`transport`]: stdin/stdout, with a signal when the client closes stdin.
 //!
 //! stdout carries only the protocol; the one human line (which agent, which server) goes to
 //! stderr and `--quiet` silences it. Session keys never reach a tool result, a resource or a log.
@@ -26,6 +27,7 @@ pub mod resources;
 pub mod results;
 pub mod server;
 pub mod tools;
+pub mod transport;
 pub mod watch;
 
 use rmcp::ServiceExt;
@@ -52,11 +54,10 @@ pub async fn serve(global: Global) -> u8 {
         shared.resolver().effective().url,
     ));
     let handler = server::NexusMcp::new(shared);
-    let running = match handler
-        .clone()
-        .serve(rmcp::transport::io::stdio_pipes())
-        .await
-    {
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    // End of input stops watchers, listens and long-polls at once (see `transport`).
+    let stdin = transport::EofSignal::new(stdin, handler.closing().clone());
+    let running = match handler.clone().serve((stdin, stdout)).await {
         Ok(r) => r,
         Err(e) => {
             ui.line(format!("nexus mcp: the client did not initialise: {e}"));

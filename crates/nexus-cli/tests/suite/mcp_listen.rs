@@ -158,8 +158,14 @@ fn listen_pushes_updates_and_list_changes_on_the_2026_revision() {
         assert_eq!(err.is_error, Some(true));
         assert_eq!(first_line(&err)["error"], "invalid_arguments");
 
+        // The client goes away: the server stops its watchers and exits 0.
         drop(updates);
         drop(lists);
         let _ = client.cancel().await;
+        let status = tokio::time::timeout(BOUND, child.wait())
+            .await
+            .expect("nexus mcp exits once its client is gone")
+            .expect("exit status");
+        assert!(status.success(), "{status:?}");
     });
 }

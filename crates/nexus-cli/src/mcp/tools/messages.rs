@@ -102,6 +102,9 @@ impl NexusMcp {
             () = context.ct.cancelled() => {
                 return Err(ToolError::new("cancelled", "the poll was cancelled"));
             }
+            () = self.closing().cancelled() => {
+                return Err(ToolError::new("cancelled", "the client disconnected"));
+            }
             r = poll_once(&ctx, &ctx.ui, &s.sid, &s.server, &s.agent, &spec) => {
                 r.map_err(|f| ToolError::from_failure(&f))?
             }

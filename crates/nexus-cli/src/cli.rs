@@ -284,6 +284,12 @@ pub enum Command {
     /// List the running poll-daemon/heartbeat processes (JSON).
     #[command(name = "poll-status", after_help = "Example:\n  nexus poll-status")]
     PollStatus,
+    /// Serve the relay as MCP tools and resources on stdin/stdout, for MCP clients (Claude Code,
+    /// Claude Desktop, Cursor…). Uses the same local state as the other commands.
+    #[command(
+        after_help = "The agent id comes from --agent-id, NEXUS_AGENT_ID or \"agentId\" in config.json; the server as for every command (--url, NEXUS_URL, config, session bindings). stdout carries the MCP protocol; stderr one start line (silenced by --quiet).\n\nExample:\n  claude mcp add nexus -- nexus mcp --agent-id alice"
+    )]
+    Mcp,
     /// Print help for nexus or one of its commands.
     #[command(after_help = "Example:\n  nexus help send")]
     Help { command: Option<String> },

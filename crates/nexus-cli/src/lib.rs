@@ -10,10 +10,12 @@
 //! - [`server`]: which server a command talks to (precedence, normalisation, session binding).
 //! - [`client`]: the HTTP client: timeouts, error passthrough, transport failures.
 //! - [`commands`]: one module per command group.
+//! - [`mcp`]: `nexus mcp`, the same commands as MCP tools and resources over stdio.
 
 pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod mcp;
 pub mod output;
 pub mod server;
 pub mod state;

@@ -2,7 +2,8 @@
 //! runtime, prints its one JSON value on stdout and exits 0 or 1 (SPEC §3).
 //!
 //! Help goes to stderr (stdout is JSON only, as with `nexus.sh help`); `--version` prints a JSON
-//! object; `completions` is the one command whose stdout is a shell script.
+//! object; `completions` is the one command whose stdout is a shell script, and `mcp` the one
+//! whose stdout is the MCP protocol (JSON-RPC lines).
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "nexus", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
+        Some(Command::Mcp) => return mcp(cli),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -55,6 +57,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `nexus mcp`: stdout belongs to the MCP protocol, so nothing else is printed there; problems
+/// go to stderr. The runtime is shut down without waiting for a stdin read that may still be
+/// parked on tokio's blocking pool (it would otherwise keep the process alive).
+fn mcp(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nexus mcp: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(nexus_cli::mcp::serve(cli.global));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
 }
 
 fn emit_failure(f: &Failure) {

@@ -6,7 +6,7 @@
 //!   sessions/<SID>/{agent,key,cursor,server}   one line each, trimmed on read
 //!   aliases.json                                {"name": "<SID>", ...}
 //!   server-caps.json                            {"servers": {"<url>": {"capabilities", "fetchedAt"}}}
-//!   config.json                                 {"serverUrl", "updatedAt"}
+//!   config.json                                 {"serverUrl", "updatedAt", "agentId"?}
 //!   daemons/<SID>.lock                          lock/PID file of a running poll-daemon/heartbeat
 //! ```
 //!
@@ -291,6 +291,17 @@ impl Home {
             .map(str::to_owned)
     }
 
+    /// `agentId` in `config.json`: the identity `nexus mcp` uses when neither `--agent-id` nor
+    /// `NEXUS_AGENT_ID` is given (the other commands do not read it).
+    pub fn config_agent_id(&self) -> Option<String> {
+        self.config()
+            .get("agentId")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
     pub fn save_config(&self, config: Map<String, Value>) -> Result<(), Failure> {
         self.write_root_json("config.json", &Value::Object(config))
     }
@@ -508,6 +519,20 @@ mod tests {
         assert_eq!(home.aliases().len(), 1);
         fs::write(home.root().join("aliases.json"), "garbage").unwrap();
         assert!(home.aliases().is_empty());
+    }
+
+    #[test]
+    fn config_agent_id_is_read_trimmed_and_optional() {
+        let (_t, home) = home();
+        assert_eq!(home.config_agent_id(), None);
+        let mut cfg = Map::new();
+        cfg.insert("agentId".into(), json!(" bob "));
+        home.save_config(cfg).unwrap();
+        assert_eq!(home.config_agent_id().as_deref(), Some("bob"));
+        let mut cfg = Map::new();
+        cfg.insert("agentId".into(), json!(7));
+        home.save_config(cfg).unwrap();
+        assert_eq!(home.config_agent_id(), None);
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub fn config(ctx: &Ctx, action: Option<String>, value: Option<String>) -> CmdRe
                 return Err(Failure::msg("invalid URL — must be http(s)://host"));
             }
             let url = normalize(&url);
-            let mut cfg = serde_json::Map::new();
+            // Other keys (`agentId`, read by `nexus mcp`) are kept; nexus.sh overwrote the file.
+            let mut cfg = ctx.home.config();
             cfg.insert("serverUrl".into(), json!(url));
             cfg.insert(
                 "updatedAt".into(),

@@ -60,7 +60,7 @@ pub fn backoff(errors: u32, jitter: f64, retry_after: Option<u64>) -> Duration {
 }
 
 /// A jitter factor in [0.5, 1.0).
-fn jitter() -> f64 {
+pub fn jitter() -> f64 {
     let r = getrandom::u32().unwrap_or(u32::MAX / 2);
     0.5 + f64::from(r) / f64::from(u32::MAX) / 2.0
 }

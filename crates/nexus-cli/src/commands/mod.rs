@@ -177,7 +177,7 @@ pub fn validate_agent(a: &str) -> Result<String, Failure> {
         .map_err(|e| Failure::coded("invalid_agent_id", e.to_string()))
 }
 
-/// Runs the parsed command line. `help` and `completions` are handled by `main`.
+/// Runs the parsed command line. `help`, `completions` and `mcp` are handled by `main`.
 pub async fn run(cli: Cli) -> CmdResult {
     let Some(command) = cli.command else {
         return Ok(crate::output::Outcome::nothing());
@@ -209,7 +209,10 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::PollDaemon { sid, yes } => daemon::poll_daemon(&ctx, &sid, yes).await,
         Command::Heartbeat { sid } => daemon::heartbeat(&ctx, &sid).await,
         Command::PollStatus => daemon::poll_status(&ctx),
-        Command::Help { .. } | Command::Completions { .. } => Ok(crate::output::Outcome::nothing()),
+        // `help`, `completions` and `mcp` are handled by `main`.
+        Command::Help { .. } | Command::Completions { .. } | Command::Mcp => {
+            Ok(crate::output::Outcome::nothing())
+        }
     }
 }
 

@@ -12,9 +12,10 @@ use std::io::{IsTerminal, Read};
 use serde_json::{Map, Value, json};
 
 use super::Ctx;
-use crate::client::{Request, checked};
+use crate::client::{Reply, Request, checked};
 use crate::output::{CmdResult, Failure, Outcome};
-use crate::state::SessionFile;
+use crate::server::Server;
+use crate::state::{SessionFile, Sid};
 
 /// Where the text of a message comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,16 +107,66 @@ pub async fn send(
         ));
     }
     let agent = ctx.session_agent(&sid)?;
-    let json_supported = match &payload {
+    let sent = deliver(ctx, &sid, &server, &agent, &text, payload.as_ref(), strict).await?;
+    let redacted = sent.redacted();
+    if !redacted.is_empty() {
+        ctx.ui.line(format!(
+            "⚠️  The server redacted secrets from this message: {}",
+            redacted.join(", ")
+        ));
+    }
+    Ok(Outcome::raw(sent.reply.raw))
+}
+
+/// A message the server accepted.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The server's 2xx JSON reply (`{id, cursor, sentAt, expiresAt, verified, redacted?}`).
+    pub reply: Reply,
+    /// The JSON payload went into `text` because the server lacks JSON messages.
+    pub fell_back: bool,
+}
+
+impl Sent {
+    /// The secret types the server redacted from the message (`redacted` in the reply).
+    pub fn redacted(&self) -> Vec<String> {
+        self.reply
+            .get("redacted")
+            .and_then(Value::as_array)
+            .map(|types| {
+                types
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Sends one message whose text and payload are already known (the part of `send` shared with
+/// `nexus mcp`): checks JSON support when there is a payload, builds the body, sends the saved
+/// session key (so the message is `verified`) and adopts the binding on success. Never reads
+/// stdin; its only human lines are the JSON fallback warning and the `--strict` refusal.
+pub async fn deliver(
+    ctx: &Ctx,
+    sid: &Sid,
+    server: &Server,
+    agent: &str,
+    text: &str,
+    payload: Option<&Value>,
+    strict: bool,
+) -> Result<Sent, Failure> {
+    let json_supported = match payload {
         None => false,
         Some(_) => ctx
-            .capabilities(&server)
+            .capabilities(server)
             .await
             .and_then(|c| c.get("messageFormat").cloned())
             .and_then(|f| f.as_array().cloned())
             .is_some_and(|f| f.iter().any(|x| x == "json")),
     };
-    let (body, fell_back) = build_body(&text, payload.as_ref(), json_supported, strict).ok_or_else(|| {
+    let (body, fell_back) = build_body(text, payload, json_supported, strict).ok_or_else(|| {
         ctx.ui.line(
             "✖  Server does not support json messages. Use without --strict to fall back to text, or omit --json.",
         );
@@ -132,21 +183,12 @@ pub async fn send(
     let mut req = Request::post(format!("{}/v1/sessions/{sid}/messages", server.base()))
         .header("X-Agent-Id", agent)
         .json(body);
-    if let Some(key) = ctx.home.read(&sid, SessionFile::Key) {
+    if let Some(key) = ctx.home.read(sid, SessionFile::Key) {
         req = req.header("X-Session-Key", key);
     }
     let reply = checked(ctx.http.call(req).await, &ctx.ui)?;
-    ctx.adopt(&sid, &server);
-    if let Some(types) = reply.get("redacted").and_then(Value::as_array) {
-        let names: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
-        if !names.is_empty() {
-            ctx.ui.line(format!(
-                "⚠️  The server redacted secrets from this message: {}",
-                names.join(", ")
-            ));
-        }
-    }
-    Ok(Outcome::raw(reply.raw))
+    ctx.adopt(sid, server);
+    Ok(Sent { reply, fell_back })
 }
 
 #[cfg(test)]

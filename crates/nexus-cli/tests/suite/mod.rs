@@ -7,4 +7,6 @@ mod flows;
 mod harness;
 mod layout;
 mod leave;
+mod mcp;
+mod mcp_listen;
 mod servers;

@@ -99,3 +99,17 @@ fn config_bind_and_doctor_across_two_servers() {
     assert_eq!(cmd(&["config", "show"]).ok()["source"], "default");
     assert!(agent.read("config.json").unwrap().contains("updatedAt"));
 }
+
+#[test]
+fn set_url_keeps_the_agent_id_nexus_mcp_reads() {
+    let agent = Agent::new(&super::harness::dead_url());
+    std::fs::write(agent.path("config.json"), "{\"agentId\": \"bob\"}\n").unwrap();
+    let set = agent
+        .run(&["config", "set-url", "http://relay.example:8080"])
+        .ok();
+    assert_eq!(set["serverUrl"], "http://relay.example:8080");
+    let cfg: serde_json::Value = serde_json::from_str(&agent.read("config.json").unwrap()).unwrap();
+    assert_eq!(cfg["agentId"], "bob");
+    assert_eq!(cfg["serverUrl"], "http://relay.example:8080");
+    assert!(cfg["updatedAt"].is_string());
+}

@@ -29,8 +29,12 @@ pub const WINDOW_MS: Millis = 60_000;
 #[async_trait]
 pub trait LimitCounters: Send + Sync + 'static {
     /// Counts one request from `ip`; refused when `limit` were already counted in this window.
-    async fn hit_request(&self, ip: IpAddr, limit: u64, now: Millis)
-    -> StoreResult<Result<(), u64>>;
+    async fn hit_request(
+        &self,
+        ip: IpAddr,
+        limit: u64,
+        now: Millis,
+    ) -> StoreResult<Result<(), u64>>;
     /// Refused when `ip` has `per_ip` failed claims in this window, or the server `global`.
     /// Counts nothing.
     async fn check_claims(

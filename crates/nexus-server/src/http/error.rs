@@ -53,7 +53,9 @@ impl IntoResponse for RelayError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-                response.extensions_mut().insert(ErrorCode::StoreUnavailable);
+                response
+                    .extensions_mut()
+                    .insert(ErrorCode::StoreUnavailable);
                 response
             }
             internal => {

@@ -80,7 +80,9 @@ pub async fn rate_limit(State(relay): State<AppState>, mut req: Request, next: N
             }
             // The counters are unreachable (Redis down): fail open. Whatever needs the store
             // fails on its own with 503; documents and `/health` keep being served.
-            Err(e) => tracing::warn!(error = %e, "rate-limit counters unavailable; request let through"),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate-limit counters unavailable; request let through")
+            }
         }
     }
     next.run(req).await

@@ -12,7 +12,9 @@ use nexus_proto::{AgentId, Cursor, SessionId, SessionKey};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MemberRecord, NewMessage, SessionRecord, StoreError, StoreResult, StoredMessage};
+use crate::store::{
+    MemberRecord, NewMessage, SessionRecord, StoreError, StoreResult, StoredMessage,
+};
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("redis: {what}"))

@@ -28,7 +28,9 @@ pub fn store_error(e: &RedisError) -> StoreError {
         || matches!(
             e.kind(),
             ErrorKind::Server(
-                ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown | ServerErrorKind::ReadOnly
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
             )
         );
     let mut what = format!("{} ({})", e.category(), e.code().unwrap_or("-"));
@@ -121,9 +123,7 @@ impl Conn {
                     .load_async(&mut con)
                     .await
                     .map_err(|e| store_error(&e))?;
-                cmd.query_async(&mut con)
-                    .await
-                    .map_err(|e| store_error(&e))
+                cmd.query_async(&mut con).await.map_err(|e| store_error(&e))
             }
             other => other.map_err(|e| store_error(&e)),
         }

@@ -30,11 +30,11 @@ pub mod wakeups;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ::redis::{Cmd, Value};
 use async_trait::async_trait;
 use nexus_proto::ids::to_hex;
 use nexus_proto::time::Millis;
 use nexus_proto::{AgentId, Cursor, PairCode, SessionId, SessionKey};
-use ::redis::{Cmd, Value};
 use tokio_util::sync::CancellationToken;
 
 pub use limits::RedisCounters;
@@ -93,7 +93,14 @@ pub struct RedisStore {
 }
 
 /// The arguments every session script starts with (see `lua/common.lua`).
-fn prelude(cmd: &mut Cmd, now: Millis, deadlines: &Deadlines, grace: &Duration, channel: &str, tag: &str) {
+fn prelude(
+    cmd: &mut Cmd,
+    now: Millis,
+    deadlines: &Deadlines,
+    grace: &Duration,
+    channel: &str,
+    tag: &str,
+) {
     cmd.arg(now)
         .arg(deadlines.inactivity_ms.unwrap_or(0))
         .arg(grace.as_millis() as u64)
@@ -534,7 +541,12 @@ impl Store for RedisStore {
         };
         let sk = self.keys.session(&id);
         let rec_key = self.keys.code_record(&sk, code);
-        let cmd = self.call(&self.scripts.code_state, &[&sk.hash, &rec_key], &sk.tag, now);
+        let cmd = self.call(
+            &self.scripts.code_state,
+            &[&sk.hash, &rec_key],
+            &sk.tag,
+            now,
+        );
         let reply = self.eval(&self.scripts.code_state, &cmd).await?;
         Ok(match status(&reply)? {
             ("pending", [expires]) => (CodeState::Pending, int(expires).map(|e| e as Millis)),

@@ -402,6 +402,81 @@ async fn health_reports_status_version_uptime_and_capabilities() {
     );
 }
 
+async fn metrics_count_requests_claims_errors_and_store_round_trips() {
+    let app = App::with(|c| c.max_messages_per_session = 1);
+    let (sid, alice) = app.session_with_creator("alice").await;
+    app.send(&sid, "alice", Some(&alice), json!({"text": "1"}))
+        .await
+        .ok(201);
+    app.send(&sid, "alice", Some(&alice), json!({"text": "2"}))
+        .await
+        .err(429, "session_quota_exceeded");
+    let code = app.pair(&sid).await;
+    app.claim("ABLE-ABLE-00000", "bob")
+        .await
+        .err(404, "code_not_found");
+    app.claim(&code, "bob").await.ok(200);
+    app.claim(&code, "carol")
+        .await
+        .err(404, "code_expired_or_used");
+    let res = app.get("/metrics", &[]).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.content_type().starts_with("text/plain; version=0.0.4"),
+        "{}",
+        res.content_type()
+    );
+    let text = &res.text;
+    for line in [
+        r#"nexus_http_requests_total{method="PUT",route="/v1/sessions",status="201"} 1"#,
+        r#"nexus_http_requests_total{method="POST",route="/v1/sessions/{id}/messages",status="201"} 1"#,
+        r#"nexus_http_requests_total{method="POST",route="/v1/sessions/{id}/messages",status="429"} 1"#,
+        r#"nexus_http_errors_total{code="session_quota_exceeded"} 1"#,
+        r#"nexus_claims_total{outcome="claimed"} 1"#,
+        r#"nexus_claims_total{outcome="code_not_found"} 1"#,
+        r#"nexus_claims_total{outcome="code_expired_or_used"} 1"#,
+        r#"nexus_http_request_duration_seconds_count{route="/v1/pair/{code}/claim"} 3"#,
+        r#"nexus_store_operation_duration_seconds_count{op="append"} 2"#,
+        r#"nexus_store_errors_total{op="append"} 0"#,
+        "nexus_sessions_active 1",
+        "nexus_agents 2",
+        "nexus_messages_stored 1",
+        "nexus_longpoll_waiters 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    let backend = match backend() {
+        Backend::Embedded => "embedded",
+        Backend::Redis => "redis",
+    };
+    assert!(text.contains(&format!("nexus_store_up{{backend=\"{backend}\"}} 1")));
+    // Every sample line is `name{labels} value` or `name value`, with a number.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = l.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{l}");
+    }
+    // No secret in any label.
+    for secret in [&sid, &alice, &code] {
+        assert!(!text.contains(secret.as_str()));
+    }
+    // A parked long-poll shows.
+    let poller = {
+        let (app, sid) = (app.clone(), sid.clone());
+        tokio::spawn(async move { app.poll(&sid, "bob", "after=1&wait=30").await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let parked = app.get("/metrics", &[]).await;
+    assert!(
+        parked.text.lines().any(|l| l == "nexus_longpoll_waiters 1"),
+        "{}",
+        parked.text
+    );
+    poller.abort();
+}
+
 async fn stats_count_sessions_agents_and_messages() {
     let app = App::new();
     let empty = app.get("/v1/stats", &[]).await;
@@ -2311,6 +2386,7 @@ async fn failed_claims_have_a_server_wide_budget() {
 }
 
 backend_tests! {
+    metrics_count_requests_claims_errors_and_store_round_trips,
     create_with_empty_body_uses_defaults_and_has_no_creator,
     create_with_creator_agent_id_joins_the_creator_with_a_key,
     create_with_only_the_x_agent_id_header_makes_it_the_creator,

@@ -98,7 +98,8 @@ impl Relay {
         self.clock.now_ms()
     }
 
-    fn uptime(&self) -> u64 {
+    /// Seconds since this node started.
+    pub fn uptime(&self) -> u64 {
         self.now().saturating_sub(self.started_at) / 1000
     }
 

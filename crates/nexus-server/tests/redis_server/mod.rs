@@ -7,7 +7,7 @@
 //! a different part of it.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -175,46 +175,34 @@ fn ping(port: u16) -> bool {
     read_reply(&mut s).starts_with("PONG")
 }
 
-/// Reads one RESP reply (enough of it for the tests' checks) as text.
+/// Reads one RESP reply as text: arrays as their items joined with CRLF, errors as their text.
 fn read_reply(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if complete(&out) {
-                    break;
-                }
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&out).into_owned();
-    match text.as_bytes().first() {
-        Some(b'+') | Some(b':') | Some(b'-') => text[1..].trim_end().to_owned(),
-        Some(b'$') => text
-            .split_once("\r\n")
-            .map(|(_, rest)| rest.trim_end().to_owned())
-            .unwrap_or_default(),
-        _ => text,
-    }
+    let mut reader = BufReader::new(s);
+    read_value(&mut reader).unwrap_or_default()
 }
 
-fn complete(reply: &[u8]) -> bool {
-    match reply.first() {
-        Some(b'+') | Some(b'-') | Some(b':') => reply.ends_with(b"\r\n"),
-        Some(b'$') => {
-            let text = String::from_utf8_lossy(reply);
-            let Some((len, rest)) = text[1..].split_once("\r\n") else {
-                return false;
-            };
-            match len.parse::<i64>() {
-                Ok(n) if n < 0 => true,
-                Ok(n) => rest.len() >= n as usize + 2,
-                Err(_) => true,
+fn read_value(r: &mut BufReader<&mut TcpStream>) -> Option<String> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at_checked(1)?;
+    match kind {
+        "+" | "-" | ":" => Some(rest.to_owned()),
+        "$" => {
+            let len: i64 = rest.parse().ok()?;
+            if len < 0 {
+                return Some(String::new());
             }
+            let mut buf = vec![0u8; len as usize + 2];
+            r.read_exact(&mut buf).ok()?;
+            buf.truncate(len as usize);
+            Some(String::from_utf8_lossy(&buf).into_owned())
         }
-        _ => true,
+        "*" => {
+            let n: i64 = rest.parse().ok()?;
+            let items: Vec<String> = (0..n.max(0)).filter_map(|_| read_value(r)).collect();
+            Some(items.join("\r\n"))
+        }
+        _ => None,
     }
 }

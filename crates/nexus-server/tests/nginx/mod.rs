@@ -41,7 +41,8 @@ impl Nginx {
                 .map(|a| a.port())
                 .expect("a free loopback port");
             let conf = prefix.path().join("nginx.conf");
-            std::fs::write(&conf, config(port, upstreams, prefix.path())).expect("write nginx.conf");
+            std::fs::write(&conf, config(port, upstreams, prefix.path()))
+                .expect("write nginx.conf");
             let mut child = match Command::new(binary())
                 .arg("-p")
                 .arg(prefix.path())

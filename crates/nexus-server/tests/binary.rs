@@ -491,6 +491,7 @@ fn help_lists_every_configuration_flag_and_env_var() {
         ("log", "LOG"),
         ("tls-cert", "TLS_CERT"),
         ("tls-key", "TLS_KEY"),
+        ("redis-url", "REDIS_URL"),
     ];
     assert_eq!(expected.len(), harness::CONFIG_ENV.len());
     let words: HashSet<&str> = help

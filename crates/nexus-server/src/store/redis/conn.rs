@@ -1,10 +1,10 @@
 //! Connections to Redis: a small pool of multiplexed, self-reconnecting connections
 //! (`redis::aio::ConnectionManager`, round-robin; each pipelines any number of concurrent
 //! requests), script calls by SHA-1 with a reload on `NOSCRIPT` (after a Redis restart or
-//! `SCRIPT FLUSH`), and the one mapping of Redis errors to [`StoreError`]: connection trouble is
-//! `Unavailable` (503 `store_unavailable`), anything else `Database`. Error texts carry Redis's
-//! category and code, never a command's arguments (which may hold secrets) or the URL (which may
-//! hold a password).
+//! `SCRIPT FLUSH`), and the one mapping of Redis errors to [`StoreError`]: connection trouble (and
+//! a full Redis, `OOM`) is `Unavailable` (503 `store_unavailable`), anything else `Database`.
+//! Error texts carry Redis's category and code, never a command's arguments (which may hold
+//! secrets) or the URL (which may hold a password).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,7 +32,9 @@ pub fn store_error(e: &RedisError) -> StoreError {
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::ReadOnly
             )
-        );
+        )
+        // `maxmemory` reached with `noeviction`: writes resume when memory is freed.
+        || e.code() == Some("OOM");
     let mut what = format!("{} ({})", e.category(), e.code().unwrap_or("-"));
     if let Some(detail) = e.detail() {
         what.push_str(": ");

@@ -32,7 +32,9 @@ struct Redis {
 
 impl Redis {
     fn start(fsync: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("nexus-bench-redis").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("nexus-bench-redis")
+            .tempdir()?;
         for _ in 0..20 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
             let mut child = Command::new("redis-server")
@@ -264,8 +266,16 @@ pub async fn run(args: Args) -> Result<()> {
     let embedded_sessions = Arc::new(sessions(embedded.addr, n_sessions).await?);
     let redis_sessions = Arc::new(sessions(node_a.addr, n_sessions).await?);
     let targets: [(&str, Vec<SocketAddr>, MakeReq); 3] = [
-        ("embedded, 1 node", vec![embedded.addr], sender(embedded_sessions)),
-        ("redis, 1 node", vec![node_a.addr], sender(redis_sessions.clone())),
+        (
+            "embedded, 1 node",
+            vec![embedded.addr],
+            sender(embedded_sessions),
+        ),
+        (
+            "redis, 1 node",
+            vec![node_a.addr],
+            sender(redis_sessions.clone()),
+        ),
         (
             "redis, 2 nodes",
             vec![node_a.addr, node_b.addr],
@@ -278,7 +288,10 @@ pub async fn run(args: Args) -> Result<()> {
     for round in 0..rounds {
         for (i, (name, nodes, make)) in targets.iter().enumerate() {
             let (r, e, p) = run_sends(nodes, conns, warmup, window, make).await?;
-            eprintln!("round {}: {name}: {r:.0} sends/s, p99 {p:.2} ms, {e} errors", round + 1);
+            eprintln!(
+                "round {}: {name}: {r:.0} sends/s, p99 {p:.2} ms, {e} errors",
+                round + 1
+            );
             rps[i].push(r);
             p99[i].push(p);
             errors[i] += e;
@@ -316,7 +329,9 @@ pub async fn run(args: Args) -> Result<()> {
     let per_send = client_cmds as f64 / rt_sends as f64;
 
     let mut out = String::new();
-    out.push_str("| target | sends/s (median) | rounds | p99 ms (median) | errors | vs embedded |\n");
+    out.push_str(
+        "| target | sends/s (median) | rounds | p99 ms (median) | errors | vs embedded |\n",
+    );
     out.push_str("|---|---:|---|---:|---:|---:|\n");
     let base = median(rps[0].clone());
     for (i, (name, _, _)) in targets.iter().enumerate() {

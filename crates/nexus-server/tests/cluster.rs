@@ -9,6 +9,7 @@
 //! - nginx (127.0.0.1, in `TRUSTED_PROXIES`) round-robin over two nodes carries a whole two-agent
 //!   conversation; the client IP comes from `X-Forwarded-For`, and the per-IP rate limit holds
 //!   across both nodes (one forwarded IP exhausted while another is still served).
+//! - A node whose Redis cannot be reached refuses to start, without printing `REDIS_URL`.
 
 mod harness;
 mod nginx;
@@ -498,4 +499,52 @@ async fn nginx_round_robin_over_two_nodes_carries_a_conversation_and_forwarded_i
         });
         assert!(served, "a node served no /v1/stats:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_node_whose_redis_is_unreachable_refuses_to_start_without_leaking_the_url() {
+    // A port nobody listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(harness::BIN);
+    for var in harness::CONFIG_ENV {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--redis-url", &format!("redis://:hunter2@127.0.0.1:{port}")])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("gives up within a minute")
+        .expect("run nexus-server");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "it never listened");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    // Nor does a malformed URL echo itself.
+    let mut cmd = tokio::process::Command::new(harness::BIN);
+    for var in harness::CONFIG_ENV {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--redis-url", "http://:hunter2@example.org"])
+        .output()
+        .await
+        .expect("run nexus-server");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("REDIS_URL must start with redis://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }

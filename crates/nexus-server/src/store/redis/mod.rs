@@ -49,8 +49,8 @@ use super::*;
 /// Sessions checked per round trip by the sweep, the capacity check and the census.
 const BATCH: usize = 500;
 
-/// How to reach Redis and how to lay out keys.
-#[derive(Clone, Debug)]
+/// How to reach Redis and how to lay out keys. `Debug` hides the URL (it may hold a password).
+#[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://[user:password@]host:port[/db]` (or `rediss://` is not built in: use a TLS proxy).
     pub url: String,
@@ -63,6 +63,18 @@ pub struct RedisOptions {
     pub stats_cache: Duration,
     /// Multiplexed connections in the pool.
     pub connections: usize,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &"..")
+            .field("prefix", &self.prefix)
+            .field("grace", &self.grace)
+            .field("stats_cache", &self.stats_cache)
+            .field("connections", &self.connections)
+            .finish()
+    }
 }
 
 impl RedisOptions {
@@ -82,6 +94,8 @@ impl RedisOptions {
 pub struct RedisStore {
     conn: Arc<Conn>,
     keys: Keys,
+    /// `keys.wake_channel()`, computed once: every session script gets it.
+    channel: String,
     scripts: Arc<Scripts>,
     wakeups: Arc<Wakeups>,
     deadlines: Deadlines,
@@ -124,6 +138,7 @@ impl RedisStore {
         .await;
         Ok(Self {
             conn,
+            channel: keys.wake_channel(),
             keys,
             scripts: Arc::new(Scripts::new()),
             wakeups,
@@ -153,7 +168,7 @@ impl RedisStore {
             now,
             &self.deadlines,
             &self.options.grace,
-            &self.keys.wake_channel(),
+            &self.channel,
             tag,
         );
         cmd
@@ -597,5 +612,18 @@ impl Store for RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_never_show_the_url() {
+        let o = RedisOptions::new("redis://:hunter2@10.0.0.5:6379/0");
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("prefix: \"nexus\""), "{shown}");
     }
 }

@@ -158,6 +158,15 @@ async fn no_secret_appears_in_a_key_name_and_every_key_expires() {
         })
         .await
         .unwrap();
+    // A first message without an Idempotency-Key, then one with: the idempotency hash is created
+    // by a later send, and must get a lifetime too.
+    let a = "a".repeat(64);
+    let plain = NewMessage {
+        idempotency: None,
+        ..message("alice", Some(&a), "plain")
+    };
+    let stored = store.append(&id, plain, LIMITS, T0 + 1).await.unwrap();
+    assert!(matches!(stored, AppendOutcome::Stored(_)), "{stored:?}");
     send(&store, &id, "secret-text").await;
     let claimed = store
         .claim_code(&code, &agent("bob"), key('b'), T0 + 2)
@@ -236,13 +245,25 @@ async fn two_nodes_racing_for_one_code_claim_it_once() {
     }
 }
 
+/// A waiter on `store` for `id`, once the store's subscription to the session is active (Redis's
+/// confirmation wakes it once, so that anything sent before is re-read).
+async fn subscribed(store: &RedisStore, id: &SessionId) -> Wakeup {
+    let mut waiter = store.subscribe(id).expect("a handle");
+    tokio::time::timeout(Duration::from_secs(5), waiter.changed())
+        .await
+        .expect("the subscription is confirmed")
+        .unwrap();
+    waiter.borrow_and_update();
+    waiter
+}
+
 #[tokio::test]
 async fn a_send_on_one_node_wakes_a_waiter_on_another() {
     let server = RedisServer::start();
     let a = connect(&server).await;
     let b = connect(&server).await;
     let id = session(&a, 3).await;
-    let mut waiter = b.subscribe(&id).expect("a handle");
+    let mut waiter = subscribed(&b, &id).await;
     let cursor = send(&a, &id, "across").await;
     tokio::time::timeout(Duration::from_secs(5), waiter.changed())
         .await
@@ -252,12 +273,62 @@ async fn a_send_on_one_node_wakes_a_waiter_on_another() {
 }
 
 #[tokio::test]
+async fn only_nodes_with_waiters_subscribe_to_a_session() {
+    let server = RedisServer::start();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    let quiet = session(&a, 6).await;
+    let busy = session(&a, 7).await;
+    let _waiter = subscribed(&b, &busy).await;
+    let channels = server.command(&["PUBSUB", "CHANNELS", "nexus:wake:*"]);
+    assert_eq!(channels.lines().count(), 1, "{channels}");
+    for id in [&quiet, &busy] {
+        assert!(
+            !channels.contains(id.as_str()),
+            "a session id in a channel name"
+        );
+    }
+    let numsub = |ch: &str| server.command(&["PUBSUB", "NUMSUB", ch]);
+    assert!(
+        numsub(&channels).ends_with("\r\n1"),
+        "{}",
+        numsub(&channels)
+    );
+}
+
+#[tokio::test]
+async fn a_send_racing_a_fresh_subscription_still_wakes_the_waiter() {
+    let server = RedisServer::start();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    for seed in 10..30 {
+        let id = session(&a, seed).await;
+        // No waiting for the subscription: the send may be published before it is active; then
+        // its confirmation wakes the waiter, which re-reads and finds the message.
+        let mut waiter = b.subscribe(&id).expect("a handle");
+        send(&a, &id, "racing").await;
+        tokio::time::timeout(Duration::from_secs(5), waiter.changed())
+            .await
+            .expect("woken by the message or by the confirmation")
+            .unwrap();
+        let page = b
+            .read(&id, &agent("alice"), None, 10, T0 + 2)
+            .await
+            .unwrap();
+        let ReadOutcome::Page(page) = page else {
+            panic!("unexpected {page:?}");
+        };
+        assert_eq!(page.messages.len(), 1);
+    }
+}
+
+#[tokio::test]
 async fn the_subscriber_reconnects_after_a_redis_restart_and_wakes_its_waiters() {
     let mut server = RedisServer::start();
     let a = connect(&server).await;
     let b = connect(&server).await;
     let id = session(&a, 4).await;
-    let mut waiter = b.subscribe(&id).expect("a handle");
+    let mut waiter = subscribed(&b, &id).await;
     server.kill();
     server.start_again();
     // On resubscription every local waiter is woken once (anything sent meanwhile is re-read).
@@ -276,7 +347,7 @@ async fn the_subscriber_reconnects_after_a_redis_restart_and_wakes_its_waiters()
     assert!(gone.is_none());
     // And wake-ups flow again across nodes.
     let id = session(&a, 5).await;
-    let mut waiter = b.subscribe(&id).expect("a handle");
+    let mut waiter = subscribed(&b, &id).await;
     let cursor = send(&a, &id, "again").await;
     tokio::time::timeout(Duration::from_secs(5), waiter.changed())
         .await

@@ -15,7 +15,7 @@
 //! | `P:code:<C>` | string | the code's session id (immutable; lets a claim find `{T}`) |
 //! | `P:sessions` | sorted set | every session's tag, score = expiresAt when last checked (`MAX_SESSIONS`, `/v1/stats`) |
 //! | `P:rl:<window>:<ip>`, `P:cf:<window>:<ip>`, `P:cf:<window>:all` | string | rate-limit and failed-claim counters |
-//! | channel `P:wake` | pub/sub | `"<T> <cursor>"` after a send, `"<T> -"` after a membership change |
+//! | channel `P:wake:<T>` | pub/sub | the cursor after a send, `-` after a membership change; subscribed only by nodes with a poll waiting on the session |
 
 use nexus_proto::ids::to_hex;
 use nexus_proto::time::Millis;
@@ -110,8 +110,9 @@ impl Keys {
         format!("{}:sessions", self.prefix)
     }
 
-    pub fn wake_channel(&self) -> String {
-        format!("{}:wake", self.prefix)
+    /// Wake-up channels: this + a session's tag.
+    pub fn wake_channel_prefix(&self) -> String {
+        format!("{}:wake:", self.prefix)
     }
 
     /// A fixed-window counter: `kind` is `rl` (requests) or `cf` (failed claims), `who` an IP

@@ -84,7 +84,10 @@ impl RedisOptions {
             prefix: "nexus".into(),
             grace: Duration::from_secs(60),
             stats_cache: Duration::from_secs(5),
-            connections: 4,
+            connections: std::env::var("NX_CONNS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4),
         }
     }
 }
@@ -94,7 +97,7 @@ impl RedisOptions {
 pub struct RedisStore {
     conn: Arc<Conn>,
     keys: Keys,
-    /// `keys.wake_channel()`, computed once: every session script gets it.
+    /// `keys.wake_channel_prefix()`, computed once: every session script gets it.
     channel: String,
     scripts: Arc<Scripts>,
     wakeups: Arc<Wakeups>,
@@ -127,18 +130,18 @@ impl RedisStore {
     pub async fn connect(options: RedisOptions, deadlines: Deadlines) -> StoreResult<Self> {
         let conn = Arc::new(Conn::connect(&options.url, options.connections).await?);
         let keys = Keys::new(&options.prefix);
-        let wakeups = Arc::new(Wakeups::default());
+        let (wakeups, subscriptions) = Wakeups::new(keys.wake_channel_prefix());
         let stop = CancellationToken::new();
         let subscriber = wakeups::spawn_subscriber(
             conn.client().clone(),
-            keys.wake_channel(),
             wakeups.clone(),
+            subscriptions,
             stop.clone(),
         )
         .await;
         Ok(Self {
             conn,
-            channel: keys.wake_channel(),
+            channel: keys.wake_channel_prefix(),
             keys,
             scripts: Arc::new(Scripts::new()),
             wakeups,

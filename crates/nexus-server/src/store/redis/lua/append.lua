@@ -51,9 +51,13 @@ if idem ~= '' then
     end
   end
 end
-if redis.call('ZCARD', M) >= tonumber(ARGV[9]) then
+local held = redis.call('ZCARD', M)
+if held >= tonumber(ARGV[9]) then
   return { 'quota' }
 end
+-- The messages (and expiries) keys are created by this send when empty, the idempotency hash when
+-- this is its first entry: they need a lifetime at once.
+local fresh = held == 0 or (idem ~= '' and redis.call('EXISTS', I) == 0)
 local c = int(redis.call('HINCRBY', S, 'c', 1))
 local expires = now + tonumber(ttl) * 1000
 m.seen = now
@@ -63,6 +67,6 @@ redis.call('ZADD', E, int(expires), c)
 if idem ~= '' then
   redis.call('HSET', I, idem, ARGV[11] .. ' ' .. c)
 end
-expire(KEYS, expires)
+expire(KEYS, expires, fresh)
 wake(c)
 return { 'stored', c, verified, int(expires) }

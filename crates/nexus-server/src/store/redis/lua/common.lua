@@ -3,11 +3,13 @@
 --
 -- Conventions: KEYS[1] is the session hash; ARGV[1] the caller's clock (ms since the epoch),
 -- ARGV[2] the inactivity limit (ms, 0 = off), ARGV[3] the grace added to every PEXPIRE (ms),
--- ARGV[4] the wake-up channel, ARGV[5] the session's tag. Script arguments start at ARGV[6].
+-- ARGV[4] the wake-up channels' prefix, ARGV[5] the session's tag. Script arguments start at
+-- ARGV[6].
 --
 -- Session hash fields: ttl (s), max (maxAgents), ca (createdAt), x (expiresAt), cr (creator, absent
 -- when none), g (greeting, absent when none), c (last cursor), lt (lost through), ms (member
--- sequence), and one "m:<agentId>" field per member: "<seq> <joinedAt> <lastSeenAt> <sha256(key)>".
+-- sequence), px (when the session's keys leave memory, see expire), and one "m:<agentId>" field
+-- per member: "<seq> <joinedAt> <lastSeenAt> <sha256(key)>".
 --
 -- Deadlines are checked against the caller's clock, never Redis's: PEXPIRE (deadline + grace) only
 -- reclaims memory, so a node's clock (or a test's paused clock) decides what is expired.
@@ -23,9 +25,10 @@ local function int(n)
   return string.format('%d', n)
 end
 
--- Tells every node's waiters on this session to re-read: a cursor, or '-' for a membership change.
+-- Tells the waiters on this session, on every node that has some, to re-read: a cursor, or '-'
+-- for a membership change. Costs a lookup when no node waits on the session.
 local function wake(what)
-  redis.call('PUBLISH', channel, tag .. ' ' .. what)
+  redis.call('PUBLISH', channel .. tag, what)
 end
 
 local function member(v)
@@ -111,12 +114,21 @@ local function add_member(h, agent, key_digest)
   return 'joined'
 end
 
--- Sets every key's memory lifetime to a logical deadline plus the grace.
-local function expire(keys, deadline)
-  local ms = int(deadline - now + grace)
+-- Keeps every key of the session in memory past `deadline` (the session's expiry): all keys share
+-- one horizon, `px` in the session hash (caller's clock). It is pushed to deadline + grace only
+-- when the deadline comes within grace/2 of it, so a busy session does not PEXPIRE on every send;
+-- `force` when a key was just created (it has no lifetime yet).
+local function expire(keys, deadline, force)
+  local px = tonumber(redis.call('HGET', S, 'px') or '0')
+  if not force and deadline + grace / 2 <= px then
+    return
+  end
+  local horizon = deadline + grace
+  local ms = int(horizon - now)
   for _, k in ipairs(keys) do
     redis.call('PEXPIRE', k, ms)
   end
+  redis.call('HSET', S, 'px', int(horizon))
 end
 
 -- Drops messages past their own expiry from the messages (M, by cursor) and expiries (E, by

@@ -14,5 +14,5 @@ end
 if ARGV[11] ~= '' then
   redis.call('HSET', S, 'g', ARGV[11])
 end
-expire({ S }, tonumber(ARGV[9]))
+expire({ S }, tonumber(ARGV[9]), true)
 return 1

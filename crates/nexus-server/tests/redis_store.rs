@@ -126,7 +126,8 @@ async fn a_send_is_one_round_trip() {
     // ... and every other command counted was run by the script itself (commandstats counts
     // those too), or is this check's own INFO.
     let script = concat!(
-        include_str!("../src/store/redis/lua/common.lua"),
+        include_str!("../src/store/redis/lua/prelude.lua"),
+        include_str!("../src/store/redis/lua/messages.lua"),
         include_str!("../src/store/redis/lua/append.lua")
     )
     .to_lowercase();

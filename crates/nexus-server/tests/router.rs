@@ -1525,6 +1525,96 @@ async fn a_full_session_quota_is_session_quota_exceeded_and_stores_nothing() {
         .ok(201);
 }
 
+/// The texts of a poll page.
+fn page_texts(page: &Value) -> Vec<String> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn a_message_expires_on_its_own_and_polls_that_asked_for_it_say_truncated() {
+    // ARCHITECTURE "Message lifetime": a message is held until its own expiresAt (the session's
+    // expiry when it was sent); asking for it afterwards is a gap, said with `truncated`; the quota
+    // counts unexpired messages and an Idempotency-Key is forgotten with its message.
+    let app = App::with(|c| c.max_messages_per_session = 2);
+    let created = app
+        .create(json!({"ttl": 10, "creatorAgentId": "alice"}))
+        .await;
+    let sid = created["sessionId"].as_str().unwrap().to_owned();
+    let key = created["sessionKey"].as_str().unwrap().to_owned();
+    let keyed = [
+        ("X-Agent-Id", "alice"),
+        ("X-Session-Key", key.as_str()),
+        ("Idempotency-Key", "k1"),
+    ];
+    let first = app.send_with(&sid, &keyed, json!({"text": "one"})).await;
+    assert_eq!(ts(&first.ok(201)["expiresAt"]), T0 + 10_000);
+    advance_ms(5_000).await;
+    app.send(&sid, "alice", Some(&key), json!({"text": "two"}))
+        .await
+        .ok(201);
+    // Full: two unexpired messages.
+    app.send(&sid, "alice", Some(&key), json!({"text": "three"}))
+        .await
+        .err(429, "session_quota_exceeded");
+    advance_ms(5_000).await; // "one" expired at T0 + 10 s; the session lives on (slid to 15 s)
+    let all = app.poll(&sid, "alice", "").await;
+    let all = all.ok(200);
+    assert_eq!(page_texts(all), ["two"]);
+    assert_eq!(all["truncated"], true);
+    let asked = app.poll(&sid, "alice", "after=0").await;
+    assert_eq!(asked.ok(200)["truncated"], true);
+    let past = app.poll(&sid, "alice", "after=1").await;
+    let past = past.ok(200);
+    assert_eq!(page_texts(past), ["two"]);
+    assert_eq!(past["truncated"], false);
+    let stats = app.get("/v1/stats", &[]).await;
+    assert_eq!(stats.ok(200)["totalMessages"], 1);
+    // The quota has room again, and k1 was forgotten with "one": a new body is a new message.
+    let again = app.send_with(&sid, &keyed, json!({"text": "uno"})).await;
+    assert_eq!(again.ok(201)["cursor"], "3");
+    app.send(&sid, "alice", Some(&key), json!({"text": "four"}))
+        .await
+        .err(429, "session_quota_exceeded");
+}
+
+async fn messages_expire_in_their_own_order_after_a_shorter_renew() {
+    // A renew with a shorter ttl makes later messages expire before earlier ones: each goes at
+    // its own expiresAt, and a poll asking for a gone one says so.
+    let app = App::new();
+    let created = app
+        .create(json!({"ttl": 100, "creatorAgentId": "alice"}))
+        .await;
+    let sid = created["sessionId"].as_str().unwrap().to_owned();
+    let key = created["sessionKey"].as_str().unwrap().to_owned();
+    app.send(&sid, "alice", Some(&key), json!({"text": "long"}))
+        .await
+        .ok(201); // expires T0 + 100 s
+    app.renew(&sid, "alice", Some(json!({"ttl": 10})))
+        .await
+        .ok(200);
+    let short = app
+        .send(&sid, "alice", Some(&key), json!({"text": "short"}))
+        .await;
+    assert_eq!(ts(&short.ok(201)["expiresAt"]), T0 + 10_000);
+    advance_ms(8_000).await;
+    app.renew(&sid, "alice", None).await.ok(200); // the session lives to T0 + 18 s
+    advance_ms(4_000).await; // "short" expired at T0 + 10 s, "long" is held to T0 + 100 s
+    let page = app.poll(&sid, "alice", "").await;
+    let page = page.ok(200);
+    assert_eq!(page_texts(page), ["long"]);
+    assert_eq!(page["truncated"], true);
+    let after_long = app.poll(&sid, "alice", "after=1").await;
+    let after_long = after_long.ok(200);
+    assert_eq!(page_texts(after_long), Vec::<String>::new());
+    assert_eq!(after_long["truncated"], true, "message 2 is gone");
+    let stats = app.get("/v1/stats", &[]).await;
+    assert_eq!(stats.ok(200)["totalMessages"], 1);
+}
+
 async fn max_sessions_reached_is_server_at_capacity() {
     let app = App::with(|c| c.max_sessions = 2);
     app.json(Method::PUT, "/v1/sessions", &[], json!({"ttl": 10}))
@@ -2386,6 +2476,8 @@ async fn failed_claims_have_a_server_wide_budget() {
 }
 
 backend_tests! {
+    a_message_expires_on_its_own_and_polls_that_asked_for_it_say_truncated,
+    messages_expire_in_their_own_order_after_a_shorter_renew,
     metrics_count_requests_claims_errors_and_store_round_trips,
     create_with_empty_body_uses_defaults_and_has_no_creator,
     create_with_creator_agent_id_joins_the_creator_with_a_key,

@@ -84,10 +84,7 @@ impl RedisOptions {
             prefix: "nexus".into(),
             grace: Duration::from_secs(60),
             stats_cache: Duration::from_secs(5),
-            connections: std::env::var("NX_CONNS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(4),
+            connections: 4,
         }
     }
 }
@@ -109,7 +106,7 @@ pub struct RedisStore {
     subscriber: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-/// The arguments every session script starts with (see `lua/common.lua`).
+/// The arguments every session script starts with (see `lua/prelude.lua`).
 fn prelude(
     cmd: &mut Cmd,
     now: Millis,

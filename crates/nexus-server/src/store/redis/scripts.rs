@@ -1,16 +1,19 @@
 //! The Lua scripts of the Redis backend, compiled into the binary from `lua/*.lua`. Each session
-//! script is `common.lua` (argument conventions, hash layout, deadlines, pruning, wake-ups)
-//! followed by the script's own steps, so every protocol step runs as one atomic script in one
-//! round trip, touching only keys under the session's hash tag (Redis Cluster-safe).
+//! script is `prelude.lua` (argument conventions, hash layout, keys' lifetime, wake-ups), the
+//! helpers it needs (`members.lua`: loading, pruning, joining; `messages.lua`: dropping expired
+//! messages) and its own steps, so every protocol step runs as one atomic script in one round
+//! trip, touching only keys under the session's hash tag (Redis Cluster-safe). A script defines
+//! only the helpers it uses: Lua creates every local function on every call.
 //! Scripts are called by SHA-1 (`EVALSHA`); `conn::Conn` loads them on `NOSCRIPT`, e.g. after a
 //! Redis restart.
 
 use redis::Script;
 
 macro_rules! session_script {
-    ($file:literal) => {
+    ($file:literal $(, $part:literal)*) => {
         Script::new(concat!(
-            include_str!("lua/common.lua"),
+            include_str!("lua/prelude.lua"),
+            $("\n", include_str!(concat!("lua/", $part)),)*
             "\n",
             include_str!(concat!("lua/", $file))
         ))
@@ -38,16 +41,16 @@ impl Scripts {
     pub fn new() -> Self {
         Self {
             create: session_script!("create.lua"),
-            session: session_script!("session.lua"),
-            join: session_script!("join.lua"),
-            leave: session_script!("leave.lua"),
-            renew: session_script!("renew.lua"),
-            append: session_script!("append.lua"),
-            read: session_script!("read.lua"),
-            claim: session_script!("claim.lua"),
+            session: session_script!("session.lua", "members.lua"),
+            join: session_script!("join.lua", "members.lua"),
+            leave: session_script!("leave.lua", "members.lua"),
+            renew: session_script!("renew.lua", "members.lua"),
+            append: session_script!("append.lua", "messages.lua"),
+            read: session_script!("read.lua", "members.lua", "messages.lua"),
+            claim: session_script!("claim.lua", "members.lua"),
             code_state: session_script!("code_state.lua"),
-            census: session_script!("census.lua"),
-            sweep: session_script!("sweep.lua"),
+            census: session_script!("census.lua", "members.lua"),
+            sweep: session_script!("sweep.lua", "messages.lua"),
             index_add: Script::new(include_str!("lua/index_add.lua")),
             window: Script::new(include_str!("lua/window.lua")),
         }

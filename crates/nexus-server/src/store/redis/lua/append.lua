@@ -7,13 +7,17 @@
 -- the sliding expiry, the sender's lastSeenAt and the wake-up all happen in this one atomic step.
 -- Key check: digests are compared, never keys (see leave.lua).
 --
+-- The fields read first (HMGET) hold all it needs in the usual case: the quota is `n`, expired
+-- messages are looked for only when `ne` has passed, the keys' lifetime is pushed only when `px`
+-- comes near (see prelude.lua and messages.lua).
+--
 -- Returns {'stored', cursor, verified, expiresAt}, {'repeated', entry}, or {'gone'} /
 -- {'not_member'} / {'bad_key'} / {'missing_key'} / {'reused'} / {'quota'}.
 local M, E, I = KEYS[2], KEYS[3], KEYS[4]
 local agent = ARGV[6]
 local f = 'm:' .. agent
-local fields = redis.call('HMGET', S, 'x', 'ttl', 'cr', f)
-local x, ttl, cr, mv = fields[1], fields[2], fields[3], fields[4]
+local fields = redis.call('HMGET', S, 'x', 'ttl', 'cr', f, 'px', 'n', 'ne')
+local x, ttl, cr, mv, px, n, ne = unpack(fields, 1, 7)
 if not x or tonumber(x) <= now then
   return { 'gone' }
 end
@@ -35,7 +39,8 @@ if ARGV[7] ~= '' then
 elseif ARGV[8] == '1' then
   return { 'missing_key' }
 end
-drop_expired(M, E)
+local held
+held, ne = drop_if_due(M, E, ne, n)
 local idem = ARGV[10]
 if idem ~= '' then
   local seen = redis.call('HGET', I, idem)
@@ -51,7 +56,6 @@ if idem ~= '' then
     end
   end
 end
-local held = redis.call('ZCARD', M)
 if held >= tonumber(ARGV[9]) then
   return { 'quota' }
 end
@@ -60,13 +64,16 @@ end
 local fresh = held == 0 or (idem ~= '' and redis.call('EXISTS', I) == 0)
 local c = int(redis.call('HINCRBY', S, 'c', 1))
 local expires = now + tonumber(ttl) * 1000
+if not ne or tonumber(ne) > expires then
+  ne = int(expires)
+end
 m.seen = now
-redis.call('HSET', S, 'x', int(expires), f, member_string(m))
+redis.call('HSET', S, 'x', int(expires), f, member_string(m), 'n', held + 1, 'ne', ne)
 redis.call('ZADD', M, c, c .. ' ' .. verified .. ' ' .. int(expires) .. ' ' .. ARGV[12])
 redis.call('ZADD', E, int(expires), c)
 if idem ~= '' then
   redis.call('HSET', I, idem, ARGV[11] .. ' ' .. c)
 end
-expire(KEYS, expires, fresh)
+expire(KEYS, expires, fresh, px)
 wake(c)
 return { 'stored', c, verified, int(expires) }

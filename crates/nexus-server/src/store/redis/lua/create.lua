@@ -6,7 +6,7 @@ if redis.call('EXISTS', S) == 1 then
 end
 local created = ARGV[8]
 redis.call('HSET', S, 'ttl', ARGV[6], 'max', ARGV[7], 'ca', created, 'x', ARGV[9],
-  'c', '0', 'lt', '0', 'ms', '0')
+  'c', '0', 'lt', '0', 'ms', '0', 'n', '0')
 if ARGV[10] ~= '' then
   redis.call('HSET', S, 'cr', ARGV[10], 'ms', '1',
     'm:' .. ARGV[10], '1 ' .. created .. ' ' .. created .. ' ' .. ARGV[12])

@@ -18,7 +18,7 @@ local x = now + tonumber(h.ttl) * 1000
 h.x = int(x)
 redis.call('HSET', S, 'x', h.x, f, h[f])
 expire(KEYS, x)
-drop_expired(M, E)
+drop_if_due(M, E, h.ne or false, h.n)
 local lost = tonumber(redis.call('HGET', S, 'lt') or '0')
 h.lt = int(lost)
 local after = ARGV[7]

@@ -1,8 +1,10 @@
 //! `/metrics`: the relay's counters in Prometheus text format (exposition format 0.0.4), and the
 //! middleware that counts every request. The hot path is a few relaxed atomic increments into
 //! fixed tables (route × method × status, a latency histogram per route, error codes, claim
-//! outcomes): no lock, no allocation, no map lookup. Gauges (sessions, messages, parked
-//! long-polls, store reachability) are read when scraped.
+//! outcomes): no lock, no allocation, no map lookup — which is why the text format is written
+//! here rather than with a metrics crate (`prometheus-client`'s families and histograms take a
+//! lock per observation). Gauges (sessions, messages, parked long-polls, store reachability) are
+//! read when scraped.
 //!
 //! Labels are route templates (`/v1/sessions/{id}/messages`), methods, statuses, error codes,
 //! claim outcomes and store operations: never a session id, key, pairing code, agent id, IP or

@@ -246,10 +246,22 @@ async fn two_nodes_racing_for_one_code_claim_it_once() {
     }
 }
 
-/// A waiter on `store` for `id`, once the store's subscription to the session is active (Redis's
-/// confirmation wakes it once, so that anything sent before is re-read).
+/// What a long-poll does before it parks: subscribe, then read as a member (which makes the
+/// store subscribe to the session's channel).
+async fn poll_then_park(store: &RedisStore, id: &SessionId) -> Wakeup {
+    let waiter = store.subscribe(id).expect("a handle");
+    let page = store
+        .read(id, &agent("alice"), None, 10, T0 + 2)
+        .await
+        .unwrap();
+    assert!(matches!(page, ReadOutcome::Page(_)), "{page:?}");
+    waiter
+}
+
+/// A parked waiter on `store` for `id`, once the store's subscription to the session is active
+/// (Redis's confirmation wakes it once, so that anything sent before is re-read).
 async fn subscribed(store: &RedisStore, id: &SessionId) -> Wakeup {
-    let mut waiter = store.subscribe(id).expect("a handle");
+    let mut waiter = poll_then_park(store, id).await;
     tokio::time::timeout(Duration::from_secs(5), waiter.changed())
         .await
         .expect("the subscription is confirmed")
@@ -281,6 +293,11 @@ async fn only_nodes_with_waiters_subscribe_to_a_session() {
     let quiet = session(&a, 6).await;
     let busy = session(&a, 7).await;
     let _waiter = subscribed(&b, &busy).await;
+    // A handle alone (a poll that did not read yet, or of a made-up id) subscribes nothing.
+    let _handle = b.subscribe(&quiet).expect("a handle");
+    let _made_up = b
+        .subscribe(&SessionId::from_random([99; 24]))
+        .expect("a handle");
     let channels = server.command(&["PUBSUB", "CHANNELS", "nexus:wake:*"]);
     assert_eq!(channels.lines().count(), 1, "{channels}");
     for id in [&quiet, &busy] {
@@ -306,7 +323,7 @@ async fn a_send_racing_a_fresh_subscription_still_wakes_the_waiter() {
         let id = session(&a, seed).await;
         // No waiting for the subscription: the send may be published before it is active; then
         // its confirmation wakes the waiter, which re-reads and finds the message.
-        let mut waiter = b.subscribe(&id).expect("a handle");
+        let mut waiter = poll_then_park(&b, &id).await;
         send(&a, &id, "racing").await;
         tokio::time::timeout(Duration::from_secs(5), waiter.changed())
             .await
@@ -337,15 +354,26 @@ async fn the_subscriber_reconnects_after_a_redis_restart_and_wakes_its_waiters()
         .await
         .expect("woken after the resubscription")
         .unwrap();
-    // Without persistence the session is gone: the store says so instead of failing.
-    let gone = loop {
-        match a.session(&id, T0 + 1).await {
-            Ok(found) => break found,
-            Err(StoreError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("{e}"),
+    // Each pool notices the restart on its next command (503 store_unavailable for that request)
+    // and reconnects by itself.
+    for store in [&a, &b] {
+        let mut up = false;
+        for _ in 0..100 {
+            match store.ping().await {
+                Ok(()) => {
+                    up = true;
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
         }
-    };
-    assert!(gone.is_none());
+        assert!(up, "the pool reconnects");
+    }
+    // Without persistence the session is gone: the store says so instead of failing.
+    assert!(a.session(&id, T0 + 1).await.unwrap().is_none());
     // And wake-ups flow again across nodes.
     let id = session(&a, 5).await;
     let mut waiter = subscribed(&b, &id).await;

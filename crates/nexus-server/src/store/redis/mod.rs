@@ -456,6 +456,9 @@ impl Store for RedisStore {
         let reply = self.eval(&self.scripts.read, &cmd).await?;
         match status(&reply)? {
             ("page", [fields, entries, truncated]) => {
+                // A member reads an existing session: a poll may park on it, so other nodes' sends
+                // must reach this node from now on.
+                self.wakeups.activate(&sk.tag);
                 let record = codec::record(id, fields)?;
                 let messages = match entries {
                     Value::Array(items) => items

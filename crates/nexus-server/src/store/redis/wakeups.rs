@@ -1,6 +1,7 @@
 //! Cross-node long-poll wake-ups. Each node keeps ONE subscriber connection to Redis. On it, the
 //! node subscribes to the wake-up channel of each session that has a long-poll parked on this
-//! node (`P:wake:<tag>`), and only those: a send publishes its cursor (a membership change `-`)
+//! node (`P:wake:<tag>`), and only those — and only once a read showed the session exists and the
+//! poller is a member, so polls of made-up session ids cost Redis nothing: a send publishes its cursor (a membership change `-`)
 //! on its session's channel from inside its script, Redis delivers it to the nodes with waiters
 //! on that session, and each fans it out to its local `tokio::sync::watch` channel. A send to a
 //! session nobody waits on costs Redis a lookup and nothing more, however many nodes there are.
@@ -67,6 +68,8 @@ struct Entry {
     tx: watch::Sender<u64>,
     /// Since when nobody waits on it (pruned after [`LINGER`]).
     idle_since: Option<Instant>,
+    /// Whether this node asked Redis for the session's channel ([`Wakeups::activate`]).
+    subscribed: bool,
 }
 
 /// The local fan-out: one watch channel per session tag that has (or recently had) waiters here.
@@ -98,7 +101,8 @@ impl Wakeups {
         format!("{}{tag}", self.channel_prefix)
     }
 
-    /// A receiver for the session `tag`; the first one subscribes this node to its channel.
+    /// A receiver for the session `tag` (local wake-ups at once; other nodes' once
+    /// [`Wakeups::activate`]d).
     pub fn subscribe(&self, tag: &str) -> watch::Receiver<u64> {
         let mut map = self.lock();
         if let Some(entry) = map.get_mut(tag) {
@@ -111,11 +115,25 @@ impl Wakeups {
             Entry {
                 tx,
                 idle_since: None,
+                subscribed: false,
             },
         );
-        // Sent under the lock, so changes reach the subscriber in the order they were decided.
-        let _ = self.changes.send(Change::Subscribe(tag.to_owned()));
         rx
+    }
+
+    /// Subscribes this node to the session's channel if someone here holds a receiver for it
+    /// (called after a member read the session). The confirmation wakes the receivers once, so a
+    /// send between that read and the subscription is not missed.
+    pub fn activate(&self, tag: &str) {
+        let mut map = self.lock();
+        if let Some(entry) = map.get_mut(tag)
+            && !entry.subscribed
+            && entry.tx.receiver_count() > 0
+        {
+            entry.subscribed = true;
+            // Sent under the lock, so changes reach the subscriber in the order they were decided.
+            let _ = self.changes.send(Change::Subscribe(tag.to_owned()));
+        }
     }
 
     /// Wakes the local waiters of `tag`: on a newer cursor, or on any membership change.
@@ -158,7 +176,9 @@ impl Wakeups {
             if now.duration_since(idle_since) < LINGER {
                 return true;
             }
-            let _ = self.changes.send(Change::Unsubscribe(tag.clone()));
+            if entry.subscribed {
+                let _ = self.changes.send(Change::Unsubscribe(tag.clone()));
+            }
             false
         });
     }
@@ -172,8 +192,13 @@ impl Wakeups {
         self.len() == 0
     }
 
-    fn tags(&self) -> Vec<String> {
-        self.lock().keys().cloned().collect()
+    /// The sessions this node has asked Redis for.
+    fn subscribed(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.subscribed)
+            .map(|(tag, _)| tag.clone())
+            .collect()
     }
 }
 
@@ -274,7 +299,7 @@ async fn subscribe_once(
     let pubsub = within("connect", client.get_async_pubsub()).await?;
     let (mut sink, mut stream) = pubsub.split();
     // Everything this node waits on, subscribed again; queued changes follow (repeats are no-ops).
-    let tags = wakeups.tags();
+    let tags = wakeups.subscribed();
     if !tags.is_empty() {
         let channels: Vec<String> = tags.iter().map(|t| wakeups.channel(t)).collect();
         within("subscribe", sink.subscribe(&channels)).await?;
@@ -343,12 +368,18 @@ mod tests {
     }
 
     #[test]
-    fn the_first_waiter_subscribes_and_idle_sessions_unsubscribe_after_the_linger() {
+    fn a_session_is_subscribed_once_read_and_unsubscribed_after_the_linger() {
         let (w, mut subs) = Wakeups::new("p:wake:".into());
         assert_eq!(w.channel("t"), "p:wake:t");
         let rx = w.subscribe("t");
         let _again = w.subscribe("t");
         let _kept = w.subscribe("u");
+        // Nothing goes to Redis before a read showed the session exists.
+        assert!(subs.0.try_recv().is_err());
+        w.activate("t");
+        w.activate("t");
+        w.activate("u");
+        w.activate("never-subscribed");
         let queued: Vec<Change> = std::iter::from_fn(|| subs.0.try_recv().ok()).collect();
         assert_eq!(
             queued,
@@ -367,8 +398,14 @@ mod tests {
             subs.0.try_recv().ok(),
             Some(Change::Unsubscribe("t".into()))
         );
-        // A new waiter makes a fresh subscription.
+        // A new waiter makes a fresh subscription after its read.
         let _back = w.subscribe("t");
+        w.activate("t");
         assert_eq!(subs.0.try_recv().ok(), Some(Change::Subscribe("t".into())));
+        // A poll of a session that does not exist never subscribes, and is forgotten.
+        drop(w.subscribe("made-up"));
+        w.lock().get_mut("made-up").unwrap().idle_since = Some(Instant::now() - LINGER);
+        w.prune();
+        assert!(subs.0.try_recv().is_err());
     }
 }

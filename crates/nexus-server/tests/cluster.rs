@@ -163,6 +163,7 @@ async fn two_nodes_on_one_redis_serve_one_set_of_sessions() {
     assert_eq!(texts(&page), ["two"]);
     assert_eq!(page["nextCursor"], second["cursor"]);
     let woke_in = answered_at.duration_since(sent_at);
+    eprintln!("a poll parked on A answered {woke_in:?} after the send on B was issued");
     assert!(
         woke_in < Duration::from_millis(100),
         "the poll on A answered {woke_in:?} after the send on B"

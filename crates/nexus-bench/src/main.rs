@@ -15,6 +15,7 @@
 mod baseline;
 mod load;
 mod procs;
+mod redis_scale;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -55,7 +56,8 @@ pub struct Args {
     /// Measured window of one throughput run, in milliseconds (overrides the mode's default).
     #[arg(long)]
     window_ms: Option<u64>,
-    /// Only these scenarios (comma-separated: send,poll,pair,longpoll,memory,restart,cli).
+    /// Only these scenarios (comma-separated: send,poll,pair,longpoll,memory,restart,cli; or
+    /// `redis` alone: the Redis backend, embedded vs one and two Redis-backed nodes).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Server log filter for the throughput scenarios (the relay's default is `info`: one access
@@ -81,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match args.cmd {
         Some(Cmd::BaselineServer { port }) => rt.block_on(baseline::serve(port)),
+        None if args.only.iter().any(|o| o == "redis") => rt.block_on(redis_scale::run(args)),
         None => rt.block_on(scenarios::run(args)),
     }
 }

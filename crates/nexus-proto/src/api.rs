@@ -414,7 +414,17 @@ pub struct Capabilities {
     pub truncation: bool,
 }
 
-/// `GET /health` → 200.
+/// `store` of `GET /health`: which storage backend the relay runs on and whether it answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreHealth {
+    /// `embedded` or `redis`.
+    pub backend: String,
+    pub reachable: bool,
+}
+
+/// `GET /health` → 200 (`status: "ok"`), or 503 (`status: "unavailable"`) when the store cannot
+/// be reached.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
@@ -423,6 +433,9 @@ pub struct Health {
     /// Seconds since the server started.
     pub uptime: u64,
     pub capabilities: Capabilities,
+    /// Absent from servers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreHealth>,
 }
 
 /// `GET /v1/stats` → 200.

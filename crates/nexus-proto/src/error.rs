@@ -33,6 +33,8 @@ pub enum ErrorCode {
     ServerAtCapacity,
     /// Too many long-polls are parked on this server (`MAX_WAITERS`); retry shortly.
     ServerBusy,
+    /// The relay's shared store (Redis) cannot be reached; retry shortly.
+    StoreUnavailable,
     InternalError,
     /// No route has this path.
     NotFound,
@@ -41,7 +43,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::InvalidBody,
         Self::InvalidRequest,
         Self::MissingAgentId,
@@ -63,6 +65,7 @@ impl ErrorCode {
         Self::SessionQuotaExceeded,
         Self::ServerAtCapacity,
         Self::ServerBusy,
+        Self::StoreUnavailable,
         Self::InternalError,
         Self::NotFound,
         Self::MethodNotAllowed,
@@ -91,6 +94,7 @@ impl ErrorCode {
             Self::SessionQuotaExceeded => "session_quota_exceeded",
             Self::ServerAtCapacity => "server_at_capacity",
             Self::ServerBusy => "server_busy",
+            Self::StoreUnavailable => "store_unavailable",
             Self::InternalError => "internal_error",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -121,7 +125,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RateLimitExceeded | Self::SessionQuotaExceeded => 429,
             Self::InternalError => 500,
-            Self::ServerAtCapacity | Self::ServerBusy => 503,
+            Self::ServerAtCapacity | Self::ServerBusy | Self::StoreUnavailable => 503,
         }
     }
 }

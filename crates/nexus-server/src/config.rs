@@ -1,5 +1,6 @@
 //! Every setting of SPEC §2 "Configuration", each an environment variable and a kebab-case flag
-//! (the flag wins), with the SPEC's defaults. `nexus-server --help` lists them all.
+//! (the flag wins), with the SPEC's defaults, plus `REDIS_URL` (issue 7: the Redis backend).
+//! `nexus-server --help` lists them all.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -89,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_seconds: u64,
 
+    /// Keep everything in this Redis (or Valkey) instead of DATA_DIR, so several relay nodes can
+    /// serve one set of sessions: redis://[user:password@]host:port[/db]. Unset: the embedded
+    /// store.
+    #[arg(long, env = "REDIS_URL", value_parser = RedisUrl::parse)]
+    pub redis_url: Option<RedisUrl>,
+
     /// Log filter (tracing env-filter syntax: error, warn, info, debug, trace).
     #[arg(long, env = "LOG", default_value = "info")]
     pub log: String,
@@ -100,6 +107,40 @@ pub struct Config {
     /// PEM private key; with --tls-cert, serve HTTPS.
     #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+/// `REDIS_URL`. Its `Debug` form hides it: it may carry a password.
+#[derive(Clone, PartialEq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Takes any value: checking happens at start-up ([`RedisUrl::check`]), because clap's own
+    /// error for a rejected value would print it, password included.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Ok(Self(s.trim().to_owned()))
+    }
+
+    /// Accepts `redis://…` and `unix://…` (a socket path); the error never repeats the value.
+    pub fn check(&self) -> Result<(), String> {
+        if ["redis://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|scheme| self.0.starts_with(scheme))
+        {
+            Ok(())
+        } else {
+            Err("REDIS_URL must start with redis:// (or unix:// for a socket)".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(..)")
+    }
 }
 
 /// The networks of `TRUSTED_PROXIES`.
@@ -153,6 +194,7 @@ impl Config {
             max_connections: 10_000,
             max_waiters: 5_000,
             header_read_timeout_seconds: 10,
+            redis_url: None,
             log: "info".to_owned(),
             tls_cert: None,
             tls_key: None,
@@ -216,5 +258,23 @@ mod tests {
         assert!(t.trusted_proxies.contains("::1".parse().unwrap()));
         assert!(!t.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
         assert!(Config::try_parse_from(["nexus-server", "--trusted-proxies", "nope"]).is_err());
+    }
+
+    #[test]
+    fn redis_url_is_checked_and_never_shown() {
+        let c = Config::try_parse_from([
+            "nexus-server",
+            "--redis-url",
+            "redis://:hunter2@127.0.0.1:6379/0",
+        ])
+        .unwrap();
+        let url = c.redis_url.as_ref().unwrap();
+        assert_eq!(url.as_str(), "redis://:hunter2@127.0.0.1:6379/0");
+        assert!(url.check().is_ok());
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let bad = RedisUrl::parse("http://:hunter2@x").unwrap();
+        let err = bad.check().unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(Config::defaults().redis_url.is_none());
     }
 }

@@ -5,16 +5,19 @@
 //!   wire shape `{"error","message","details"}`.
 //! - [`domain`]: the protocol rules (sessions, pairing, messages, long-poll, expiry), knowing
 //!   nothing about HTTP.
-//! - [`store`]: the storage trait and its embedded backend (messages in memory, session metadata
-//!   in `DATA_DIR` via redb).
+//! - [`store`]: the storage trait and its backends: embedded (messages in memory, session
+//!   metadata in `DATA_DIR` via redb; the default) and Redis (`REDIS_URL`: several nodes, one
+//!   set of sessions).
 //!
 //! [`config`] holds every setting; [`clock`] is the one source of time; [`server`] binds, serves and
-//! shuts down gracefully; [`connections`] caps open connections.
+//! shuts down gracefully; [`connections`] caps open connections; [`histogram`] is the lock-free
+//! latency histogram behind `/metrics`.
 
 pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod domain;
+pub mod histogram;
 pub mod http;
 pub mod secrets;
 pub mod server;

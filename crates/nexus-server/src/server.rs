@@ -1,4 +1,5 @@
-//! Running the relay: open the embedded store in `DATA_DIR`, bind, print the bound address as one
+//! Running the relay: open the store (Redis when `REDIS_URL` is set, with the rate-limit and
+//! claim-failure counters there too; otherwise the embedded store in `DATA_DIR`), bind, print the bound address as one
 //! JSON line on stdout (`{"listening":"http://127.0.0.1:PORT"}`, so callers can use port 0), serve,
 //! over HTTPS when `TLS_CERT` and `TLS_KEY` are set (rustls),
 //! with a header-read timeout and a cap on open connections against hostile clients,
@@ -19,9 +20,12 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connections::CappedAcceptor;
+use crate::domain::limits::LimitCounters;
 use crate::domain::{Relay, expiry};
 use crate::http;
+use crate::store::Store;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -41,14 +45,37 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => bail!("TLS needs both TLS_CERT and TLS_KEY"),
     };
     let clock = Clock::system();
-    let store = EmbeddedStore::open(&config.data_dir, Relay::deadlines(&config), clock.now_ms())
-        .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
+    let deadlines = Relay::deadlines(&config);
+    // The store: Redis when REDIS_URL is set (nodes sharing it share sessions and limits),
+    // otherwise the embedded store in DATA_DIR.
+    let (store, counters): (Arc<dyn Store>, Option<Arc<dyn LimitCounters>>) =
+        match &config.redis_url {
+            Some(url) => {
+                url.check().map_err(anyhow::Error::msg)?;
+                let redis = RedisStore::connect(RedisOptions::new(url.as_str()), deadlines)
+                    .await
+                    .context("cannot reach Redis (REDIS_URL)")?;
+                let counters = Arc::new(redis.counters());
+                (Arc::new(redis), Some(counters))
+            }
+            None => {
+                let embedded = EmbeddedStore::open(&config.data_dir, deadlines, clock.now_ms())
+                    .with_context(|| {
+                        format!("cannot open the store in {}", config.data_dir.display())
+                    })?;
+                (Arc::new(embedded), None)
+            }
+        };
     let listener = TcpListener::bind((config.host, config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     let addr = listener.local_addr()?;
     let public_url = config.public_base(addr.port());
-    let relay = Arc::new(Relay::new(config, clock, Arc::new(store), public_url));
+    let mut relay = Relay::new(config, clock, store, public_url);
+    if let Some(counters) = counters {
+        relay = relay.with_counters(counters);
+    }
+    let relay = Arc::new(relay);
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     let scheme_addr = format!("{scheme}://{addr}");
@@ -57,7 +84,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::json!({ "listening": scheme_addr }))?;
         out.flush()?;
     }
-    tracing::info!(address = %scheme_addr, public_url = %relay.public_url, "nexus-server listening");
+    tracing::info!(
+        address = %scheme_addr,
+        public_url = %relay.public_url,
+        store = relay.store.backend(),
+        "nexus-server listening"
+    );
 
     let upkeep = tokio::spawn(expiry::run(relay.clone()));
     let app = http::router(relay.clone()).into_make_service_with_connect_info::<SocketAddr>();

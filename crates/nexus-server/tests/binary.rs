@@ -494,6 +494,7 @@ fn help_lists_every_configuration_flag_and_env_var() {
         ("log", "LOG"),
         ("tls-cert", "TLS_CERT"),
         ("tls-key", "TLS_KEY"),
+        ("redis-url", "REDIS_URL"),
     ];
     assert_eq!(expected.len(), harness::CONFIG_ENV.len());
     // Each setting's default, as SPEC §2 "Configuration" and the README state them.

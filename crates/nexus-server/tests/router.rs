@@ -2,11 +2,14 @@
 //! code the relay produces, leave's order of checks, poll and long-poll semantics, sliding TTLs,
 //! inactivity, pairing-code states and the skill documents.
 //!
-//! Each test builds the whole router over an in-memory store and drives it with
-//! `tower::ServiceExt::oneshot`. Time is tokio's paused clock (`start_paused = true`), which the
-//! relay's `Clock` follows: `tokio::time::advance` moves every TTL and deadline, and nothing waits
-//! in real time.
+//! Each test builds the whole router and drives it with `tower::ServiceExt::oneshot`, once over
+//! the embedded store and once over Redis (a real `redis-server` per app): every test below is
+//! listed in `backend_tests!` at the end, which makes `<test>::embedded` and `<test>::redis`.
+//! Time is tokio's paused clock (`start_paused = true`), which the relay's `Clock` follows:
+//! `tokio::time::advance` moves every TTL and deadline, and nothing waits in real time (see
+//! `support/realtime.rs` for how Redis I/O keeps that true).
 
+mod redis_server;
 mod support;
 
 use std::time::Duration;
@@ -18,7 +21,6 @@ use support::*;
 // ---------------------------------------------------------------------------------------------
 // Success shapes, endpoint by endpoint
 
-#[tokio::test(start_paused = true)]
 async fn create_with_empty_body_uses_defaults_and_has_no_creator() {
     let app = App::new();
     // No body and no Content-Type at all: "an empty body is treated as {}".
@@ -43,7 +45,6 @@ async fn create_with_empty_body_uses_defaults_and_has_no_creator() {
     assert_eq!(status.ok(200)["agents"], json!([]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_with_creator_agent_id_joins_the_creator_with_a_key() {
     let app = App::new();
     let res = app
@@ -74,7 +75,6 @@ async fn create_with_creator_agent_id_joins_the_creator_with_a_key() {
     assert_eq!(sent.ok(201)["verified"], true);
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_with_only_the_x_agent_id_header_makes_it_the_creator() {
     let app = App::new();
     let res = app
@@ -92,7 +92,6 @@ async fn create_with_only_the_x_agent_id_header_makes_it_the_creator() {
     assert_eq!(app.status(sid).await.ok(200)["agents"], json!(["bob"]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_with_the_same_creator_in_header_and_body_is_accepted() {
     let app = App::new();
     let res = app
@@ -108,7 +107,6 @@ async fn create_with_the_same_creator_in_header_and_body_is_accepted() {
     assert!(body["sessionKey"].is_string());
 }
 
-#[tokio::test(start_paused = true)]
 async fn status_lists_agents_as_strings_and_member_details() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -138,7 +136,6 @@ async fn status_lists_agents_as_strings_and_member_details() {
     assert!(!res.text.contains("sessionKey"), "{}", res.text);
 }
 
-#[tokio::test(start_paused = true)]
 async fn status_of_a_session_without_creator_has_null_creator() {
     let app = App::new();
     let sid = app.create(json!({})).await["sessionId"]
@@ -151,7 +148,6 @@ async fn status_of_a_session_without_creator_has_null_creator() {
     assert_eq!(body["members"], json!([]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn join_answers_joined_with_an_integer_agents_online() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -181,7 +177,6 @@ async fn join_answers_joined_with_an_integer_agents_online() {
     assert_eq!(again.ok(200)["agentsOnline"], 3);
 }
 
-#[tokio::test(start_paused = true)]
 async fn session_keys_are_unique_per_agent() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -192,7 +187,6 @@ async fn session_keys_are_unique_per_agent() {
     assert_ne!(alice, carol);
 }
 
-#[tokio::test(start_paused = true)]
 async fn leave_answers_ok_true_and_removes_the_member() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -213,7 +207,6 @@ async fn leave_answers_ok_true_and_removes_the_member() {
     assert_ne!(again, bob, "a rejoin gets a fresh key");
 }
 
-#[tokio::test(start_paused = true)]
 async fn renew_answers_session_fields() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -228,7 +221,6 @@ async fn renew_answers_session_fields() {
     assert_eq!(body["agents"], json!(["alice", "bob"]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_answers_201_with_a_receipt() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -256,7 +248,6 @@ async fn send_answers_201_with_a_receipt() {
     assert!(body.get("redacted").is_none(), "nothing to redact: {body}");
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_without_a_key_is_accepted_unverified() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -266,7 +257,6 @@ async fn send_without_a_key_is_accepted_unverified() {
     assert_eq!(poll.ok(200)["messages"][0]["verified"], false);
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_accepts_json_only_and_any_non_null_json_value() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -286,7 +276,6 @@ async fn send_accepts_json_only_and_any_non_null_json_value() {
     assert_eq!(messages[3]["json"], json!("s"));
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_redacts_secrets_and_lists_the_types() {
     // SPEC §2 "Secret redaction": matches are replaced with `[REDACTED:<type>]` and the send
     // response lists the types redacted.
@@ -312,7 +301,6 @@ async fn send_redacts_secrets_and_lists_the_types() {
     assert!(text.contains("[REDACTED:"), "{text}");
 }
 
-#[tokio::test(start_paused = true)]
 async fn poll_answers_messages_in_cursor_order_with_every_field() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -351,7 +339,6 @@ async fn poll_answers_messages_in_cursor_order_with_every_field() {
     assert_ne!(body["truncated"], true);
 }
 
-#[tokio::test(start_paused = true)]
 async fn pair_create_answers_code_url_and_expiry() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -371,7 +358,6 @@ async fn pair_create_answers_code_url_and_expiry() {
     assert_eq!(status.ok(200), &json!({"state": "pending"}));
 }
 
-#[tokio::test(start_paused = true)]
 async fn claim_joins_the_agent_and_answers_claimed() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -395,7 +381,6 @@ async fn claim_joins_the_agent_and_answers_claimed() {
     assert_eq!(status.ok(200), &json!({"state": "claimed"}));
 }
 
-#[tokio::test(start_paused = true)]
 async fn health_reports_status_version_uptime_and_capabilities() {
     let app = App::new();
     advance_ms(7_000).await;
@@ -407,9 +392,91 @@ async fn health_reports_status_version_uptime_and_capabilities() {
     let caps = &body["capabilities"];
     assert_eq!(caps["messageFormat"], json!(["text", "json"]));
     assert_eq!(caps["longPoll"], true);
+    let backend = match backend() {
+        Backend::Embedded => "embedded",
+        Backend::Redis => "redis",
+    };
+    assert_eq!(
+        body["store"],
+        json!({"backend": backend, "reachable": true})
+    );
 }
 
-#[tokio::test(start_paused = true)]
+async fn metrics_count_requests_claims_errors_and_store_round_trips() {
+    let app = App::with(|c| c.max_messages_per_session = 1);
+    let (sid, alice) = app.session_with_creator("alice").await;
+    app.send(&sid, "alice", Some(&alice), json!({"text": "1"}))
+        .await
+        .ok(201);
+    app.send(&sid, "alice", Some(&alice), json!({"text": "2"}))
+        .await
+        .err(429, "session_quota_exceeded");
+    let code = app.pair(&sid).await;
+    app.claim("ABLE-ABLE-00000", "bob")
+        .await
+        .err(404, "code_not_found");
+    app.claim(&code, "bob").await.ok(200);
+    app.claim(&code, "carol")
+        .await
+        .err(404, "code_expired_or_used");
+    let res = app.get("/metrics", &[]).await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.content_type().starts_with("text/plain; version=0.0.4"),
+        "{}",
+        res.content_type()
+    );
+    let text = &res.text;
+    for line in [
+        r#"nexus_http_requests_total{method="PUT",route="/v1/sessions",status="201"} 1"#,
+        r#"nexus_http_requests_total{method="POST",route="/v1/sessions/{id}/messages",status="201"} 1"#,
+        r#"nexus_http_requests_total{method="POST",route="/v1/sessions/{id}/messages",status="429"} 1"#,
+        r#"nexus_http_errors_total{code="session_quota_exceeded"} 1"#,
+        r#"nexus_claims_total{outcome="claimed"} 1"#,
+        r#"nexus_claims_total{outcome="code_not_found"} 1"#,
+        r#"nexus_claims_total{outcome="code_expired_or_used"} 1"#,
+        r#"nexus_http_request_duration_seconds_count{route="/v1/pair/{code}/claim"} 3"#,
+        r#"nexus_store_operation_duration_seconds_count{op="append"} 2"#,
+        r#"nexus_store_errors_total{op="append"} 0"#,
+        "nexus_sessions_active 1",
+        "nexus_agents 2",
+        "nexus_messages_stored 1",
+        "nexus_longpoll_waiters 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+    let backend = match backend() {
+        Backend::Embedded => "embedded",
+        Backend::Redis => "redis",
+    };
+    assert!(text.contains(&format!("nexus_store_up{{backend=\"{backend}\"}} 1")));
+    // Every sample line is `name{labels} value` or `name value`, with a number.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = l.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{l}");
+    }
+    // No secret in any label.
+    for secret in [&sid, &alice, &code] {
+        assert!(!text.contains(secret.as_str()));
+    }
+    // A parked long-poll shows.
+    let poller = {
+        let (app, sid) = (app.clone(), sid.clone());
+        tokio::spawn(async move { app.poll(&sid, "bob", "after=1&wait=30").await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let parked = app.get("/metrics", &[]).await;
+    assert!(
+        parked.text.lines().any(|l| l == "nexus_longpoll_waiters 1"),
+        "{}",
+        parked.text
+    );
+    poller.abort();
+}
+
 async fn stats_count_sessions_agents_and_messages() {
     let app = App::new();
     let empty = app.get("/v1/stats", &[]).await;
@@ -437,7 +504,6 @@ async fn stats_count_sessions_agents_and_messages() {
 // ---------------------------------------------------------------------------------------------
 // Request ids and the JSON fallbacks
 
-#[tokio::test(start_paused = true)]
 async fn every_response_carries_a_distinct_x_request_id() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -463,7 +529,6 @@ async fn every_response_carries_a_distinct_x_request_id() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn unknown_route_is_a_404_json_error() {
     let app = App::new();
     for (method, path) in [
@@ -478,7 +543,6 @@ async fn unknown_route_is_a_404_json_error() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn wrong_method_is_a_405_json_error() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -498,7 +562,6 @@ async fn wrong_method_is_a_405_json_error() {
 // ---------------------------------------------------------------------------------------------
 // invalid_body and invalid_request
 
-#[tokio::test(start_paused = true)]
 async fn malformed_json_is_invalid_body_on_every_body_endpoint() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -522,7 +585,6 @@ async fn malformed_json_is_invalid_body_on_every_body_endpoint() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_ttl_zero_is_invalid_request_naming_ttl() {
     let app = App::new();
     let res = app
@@ -531,7 +593,6 @@ async fn create_ttl_zero_is_invalid_request_naming_ttl() {
     res.invalid_fields(&["ttl"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_ttl_above_max_ttl_seconds_is_invalid_request() {
     let app = App::new();
     app.json(Method::PUT, "/v1/sessions", &[], json!({"ttl": 86_401}))
@@ -552,7 +613,6 @@ async fn create_ttl_above_max_ttl_seconds_is_invalid_request() {
         .ok(201);
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_max_agents_out_of_range_is_invalid_request() {
     let app = App::new();
     for bad in [json!(51), json!(0), json!(-3)] {
@@ -571,7 +631,6 @@ async fn create_max_agents_out_of_range_is_invalid_request() {
     assert_eq!(ok.ok(201)["maxAgents"], 50);
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_greeting_over_4096_chars_is_invalid_request() {
     let app = App::new();
     app.json(
@@ -597,7 +656,6 @@ async fn create_greeting_over_4096_chars_is_invalid_request() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn create_fields_of_the_wrong_type_are_invalid_request() {
     let app = App::new();
     for (body, field) in [
@@ -630,7 +688,6 @@ async fn create_fields_of_the_wrong_type_are_invalid_request() {
     assert!(res.json["details"].is_array(), "{}", res.text);
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_bodies_without_text_or_json_are_invalid_request() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -659,7 +716,6 @@ async fn send_bodies_without_text_or_json_are_invalid_request() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn poll_after_minus_one_is_invalid_request() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -671,7 +727,6 @@ async fn poll_after_minus_one_is_invalid_request() {
         .invalid_fields(&["after"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn poll_wait_61_is_invalid_request() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -683,7 +738,6 @@ async fn poll_wait_61_is_invalid_request() {
         .invalid_fields(&["wait"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn poll_limit_out_of_range_is_invalid_request() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -696,7 +750,6 @@ async fn poll_limit_out_of_range_is_invalid_request() {
     app.poll(&sid, "alice", "limit=1000").await.ok(200);
 }
 
-#[tokio::test(start_paused = true)]
 async fn renew_ttl_out_of_range_is_invalid_request() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -709,7 +762,6 @@ async fn renew_ttl_out_of_range_is_invalid_request() {
     assert_eq!(app.status(&sid).await.ok(200)["ttl"], 3660);
 }
 
-#[tokio::test(start_paused = true)]
 async fn pair_without_session_id_is_invalid_request() {
     let app = App::new();
     app.json(Method::PUT, "/v1/pair", &[], json!({}))
@@ -720,7 +772,6 @@ async fn pair_without_session_id_is_invalid_request() {
         .invalid_fields(&["sessionId"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_malformed_idempotency_key_is_invalid_request() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -742,7 +793,6 @@ async fn a_malformed_idempotency_key_is_invalid_request() {
 // ---------------------------------------------------------------------------------------------
 // Agent ids
 
-#[tokio::test(start_paused = true)]
 async fn a_missing_x_agent_id_is_missing_agent_id() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -779,7 +829,6 @@ async fn a_missing_x_agent_id_is_missing_agent_id() {
     assert_eq!(status.ok(200)["state"], "pending");
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_malformed_x_agent_id_header_is_invalid_agent_id() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -810,7 +859,6 @@ async fn a_malformed_x_agent_id_header_is_invalid_agent_id() {
     assert_eq!(app.status(&sid).await.ok(200)["agents"][1], "a".repeat(128));
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_malformed_creator_agent_id_is_invalid_agent_id() {
     let app = App::new();
     for bad in ["bad id", "", "..", "x/y"] {
@@ -827,7 +875,6 @@ async fn a_malformed_creator_agent_id_is_invalid_agent_id() {
     assert_eq!(app.get("/v1/stats", &[]).await.ok(200)["activeSessions"], 0);
 }
 
-#[tokio::test(start_paused = true)]
 async fn system_is_reserved_in_header_and_creator_agent_id() {
     let app = App::new();
     app.json(
@@ -862,7 +909,6 @@ async fn system_is_reserved_in_header_and_creator_agent_id() {
         .err(400, "invalid_agent_id");
 }
 
-#[tokio::test(start_paused = true)]
 async fn differing_creator_and_header_is_creator_identity_conflict() {
     let app = App::new();
     let res = app
@@ -880,7 +926,6 @@ async fn differing_creator_and_header_is_creator_identity_conflict() {
 // ---------------------------------------------------------------------------------------------
 // Keys and membership
 
-#[tokio::test(start_paused = true)]
 async fn leave_without_a_key_is_401_missing_session_key() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -894,7 +939,6 @@ async fn leave_without_a_key_is_401_missing_session_key() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn leave_with_a_wrong_key_is_401_invalid_session_key() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -911,7 +955,6 @@ async fn leave_with_a_wrong_key_is_401_invalid_session_key() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_with_a_wrong_key_is_403_invalid_session_key() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -927,7 +970,6 @@ async fn send_with_a_wrong_key_is_403_invalid_session_key() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_by_a_non_member_is_forbidden() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -943,7 +985,6 @@ async fn send_by_a_non_member_is_forbidden() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn renew_by_a_non_member_is_forbidden() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -957,7 +998,6 @@ async fn renew_by_a_non_member_is_forbidden() {
     assert_eq!(ts(&status["expiresAt"]), T0 + 3660 * 1000);
 }
 
-#[tokio::test(start_paused = true)]
 async fn the_creator_cannot_leave() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -967,7 +1007,6 @@ async fn the_creator_cannot_leave() {
     assert_eq!(app.status(&sid).await.ok(200)["agents"], json!(["alice"]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn leaving_for_another_agent_is_forbidden() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -985,7 +1024,6 @@ async fn leaving_for_another_agent_is_forbidden() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn poll_by_a_non_member_is_agent_not_in_session() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -997,7 +1035,6 @@ async fn poll_by_a_non_member_is_agent_not_in_session() {
     assert!(!res.text.contains("secret"));
 }
 
-#[tokio::test(start_paused = true)]
 async fn leave_for_a_non_member_is_agent_not_found() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1017,7 +1054,6 @@ async fn leave_for_a_non_member_is_agent_not_found() {
 // ---------------------------------------------------------------------------------------------
 // Leave: the order of checks (SPEC §1), each step shadowing every later one
 
-#[tokio::test(start_paused = true)]
 async fn leave_checks_run_in_spec_order() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1070,7 +1106,6 @@ async fn leave_checks_run_in_spec_order() {
 // ---------------------------------------------------------------------------------------------
 // session_not_found, agent_id_taken, session_full
 
-#[tokio::test(start_paused = true)]
 async fn an_unknown_session_is_session_not_found_everywhere() {
     let app = App::new();
     app.session_with_creator("alice").await; // another session exists
@@ -1078,7 +1113,6 @@ async fn an_unknown_session_is_session_not_found_everywhere() {
     expect_session_not_found_everywhere(&app, &unknown).await;
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_malformed_session_id_is_session_not_found() {
     let app = App::new();
     for bad in ["xyz", &"A".repeat(48), &"a".repeat(47), &"a".repeat(49)] {
@@ -1086,7 +1120,6 @@ async fn a_malformed_session_id_is_session_not_found() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn an_expired_session_is_session_not_found() {
     let app = App::new();
     let created = app
@@ -1127,7 +1160,6 @@ async fn expect_session_not_found_everywhere(app: &App, sid: &str) {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn joining_with_a_taken_id_is_agent_id_taken() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1148,7 +1180,6 @@ async fn joining_with_a_taken_id_is_agent_id_taken() {
         .ok(201);
 }
 
-#[tokio::test(start_paused = true)]
 async fn claiming_with_a_taken_id_is_agent_id_taken_and_the_code_stays_pending() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1158,7 +1189,6 @@ async fn claiming_with_a_taken_id_is_agent_id_taken_and_the_code_stays_pending()
     app.claim(&code, "bob").await.ok(200);
 }
 
-#[tokio::test(start_paused = true)]
 async fn joining_a_full_session_is_session_full() {
     let app = App::new();
     let created = app
@@ -1186,7 +1216,6 @@ async fn joining_a_full_session_is_session_full() {
     app.join(&sid, "carol").await;
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_claim_refused_for_session_full_leaves_the_code_pending() {
     let app = App::new();
     let created = app
@@ -1213,7 +1242,6 @@ async fn a_claim_refused_for_session_full_leaves_the_code_pending() {
     assert_eq!(app.code_state(&code).await, "claimed");
 }
 
-#[tokio::test(start_paused = true)]
 async fn server_max_agents_caps_the_default() {
     let app = App::with(|c| c.max_agents = 2);
     let created = app.create(json!({"creatorAgentId": "alice"})).await;
@@ -1226,7 +1254,6 @@ async fn server_max_agents_caps_the_default() {
 // ---------------------------------------------------------------------------------------------
 // Pairing codes
 
-#[tokio::test(start_paused = true)]
 async fn an_unknown_code_is_code_not_found() {
     let app = App::new();
     for code in ["ABLE-ABLE-00000", "NOT-A-CODE", "xyz", "ABLE-ABLE-0000"] {
@@ -1237,7 +1264,6 @@ async fn an_unknown_code_is_code_not_found() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_claimed_code_is_code_expired_or_used() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1256,7 +1282,6 @@ async fn a_claimed_code_is_code_expired_or_used() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_code_expires_after_pair_code_ttl() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1271,7 +1296,6 @@ async fn a_code_expires_after_pair_code_ttl() {
     assert_eq!(app.status(&sid).await.ok(200)["agents"], json!(["alice"]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn pair_code_ttl_follows_the_configuration() {
     let app = App::with(|c| c.pair_code_ttl_seconds = 30);
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1285,7 +1309,6 @@ async fn pair_code_ttl_follows_the_configuration() {
     assert_eq!(app.code_state(&code).await, "expired");
 }
 
-#[tokio::test(start_paused = true)]
 async fn an_expired_code_is_forgotten_after_another_ttl() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1306,7 +1329,6 @@ async fn an_expired_code_is_forgotten_after_another_ttl() {
     app.claim(&code, "bob").await.err(404, "code_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_claimed_code_is_forgotten_one_ttl_after_the_claim() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1325,7 +1347,6 @@ async fn a_claimed_code_is_forgotten_one_ttl_after_the_claim() {
     app.claim(&code, "carol").await.err(404, "code_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn claim_and_status_are_case_insensitive() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1353,7 +1374,6 @@ async fn claim_and_status_are_case_insensitive() {
         .err(404, "code_expired_or_used");
 }
 
-#[tokio::test(start_paused = true)]
 async fn codes_are_distinct_per_request() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1368,7 +1388,6 @@ async fn codes_are_distinct_per_request() {
 // ---------------------------------------------------------------------------------------------
 // Idempotency, payload size, quotas, capacity, REQUIRE_SESSION_KEY
 
-#[tokio::test(start_paused = true)]
 async fn an_idempotent_repeat_returns_the_original_and_stores_nothing() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1398,7 +1417,6 @@ async fn an_idempotent_repeat_returns_the_original_and_stores_nothing() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn an_idempotency_key_with_a_different_body_is_idempotency_key_reused() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1420,7 +1438,6 @@ async fn an_idempotency_key_with_a_different_body_is_idempotency_key_reused() {
     assert_eq!(poll.ok(200)["messages"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test(start_paused = true)]
 async fn idempotency_keys_are_scoped_to_the_agent() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1450,7 +1467,6 @@ async fn idempotency_keys_are_scoped_to_the_agent() {
     assert_ne!(a.ok(201)["id"], b.ok(201)["id"]);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_body_over_max_body_bytes_is_payload_too_large() {
     let app = App::new(); // MAX_BODY_BYTES defaults to 65536
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1475,7 +1491,6 @@ async fn a_body_over_max_body_bytes_is_payload_too_large() {
         .err(413, "payload_too_large");
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_full_session_quota_is_session_quota_exceeded_and_stores_nothing() {
     let app = App::with(|c| c.max_messages_per_session = 2);
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1510,7 +1525,96 @@ async fn a_full_session_quota_is_session_quota_exceeded_and_stores_nothing() {
         .ok(201);
 }
 
-#[tokio::test(start_paused = true)]
+/// The texts of a poll page.
+fn page_texts(page: &Value) -> Vec<String> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn a_message_expires_on_its_own_and_polls_that_asked_for_it_say_truncated() {
+    // ARCHITECTURE "Message lifetime": a message is held until its own expiresAt (the session's
+    // expiry when it was sent); asking for it afterwards is a gap, said with `truncated`; the quota
+    // counts unexpired messages and an Idempotency-Key is forgotten with its message.
+    let app = App::with(|c| c.max_messages_per_session = 2);
+    let created = app
+        .create(json!({"ttl": 10, "creatorAgentId": "alice"}))
+        .await;
+    let sid = created["sessionId"].as_str().unwrap().to_owned();
+    let key = created["sessionKey"].as_str().unwrap().to_owned();
+    let keyed = [
+        ("X-Agent-Id", "alice"),
+        ("X-Session-Key", key.as_str()),
+        ("Idempotency-Key", "k1"),
+    ];
+    let first = app.send_with(&sid, &keyed, json!({"text": "one"})).await;
+    assert_eq!(ts(&first.ok(201)["expiresAt"]), T0 + 10_000);
+    advance_ms(5_000).await;
+    app.send(&sid, "alice", Some(&key), json!({"text": "two"}))
+        .await
+        .ok(201);
+    // Full: two unexpired messages.
+    app.send(&sid, "alice", Some(&key), json!({"text": "three"}))
+        .await
+        .err(429, "session_quota_exceeded");
+    advance_ms(5_000).await; // "one" expired at T0 + 10 s; the session lives on (slid to 15 s)
+    let all = app.poll(&sid, "alice", "").await;
+    let all = all.ok(200);
+    assert_eq!(page_texts(all), ["two"]);
+    assert_eq!(all["truncated"], true);
+    let asked = app.poll(&sid, "alice", "after=0").await;
+    assert_eq!(asked.ok(200)["truncated"], true);
+    let past = app.poll(&sid, "alice", "after=1").await;
+    let past = past.ok(200);
+    assert_eq!(page_texts(past), ["two"]);
+    assert_eq!(past["truncated"], false);
+    let stats = app.get("/v1/stats", &[]).await;
+    assert_eq!(stats.ok(200)["totalMessages"], 1);
+    // The quota has room again, and k1 was forgotten with "one": a new body is a new message.
+    let again = app.send_with(&sid, &keyed, json!({"text": "uno"})).await;
+    assert_eq!(again.ok(201)["cursor"], "3");
+    app.send(&sid, "alice", Some(&key), json!({"text": "four"}))
+        .await
+        .err(429, "session_quota_exceeded");
+}
+
+async fn messages_expire_in_their_own_order_after_a_shorter_renew() {
+    // A renew with a shorter ttl makes later messages expire before earlier ones: each goes at
+    // its own expiresAt, and a poll asking for a gone one says so.
+    let app = App::new();
+    let created = app
+        .create(json!({"ttl": 100, "creatorAgentId": "alice"}))
+        .await;
+    let sid = created["sessionId"].as_str().unwrap().to_owned();
+    let key = created["sessionKey"].as_str().unwrap().to_owned();
+    app.send(&sid, "alice", Some(&key), json!({"text": "long"}))
+        .await
+        .ok(201); // expires T0 + 100 s
+    app.renew(&sid, "alice", Some(json!({"ttl": 10})))
+        .await
+        .ok(200);
+    let short = app
+        .send(&sid, "alice", Some(&key), json!({"text": "short"}))
+        .await;
+    assert_eq!(ts(&short.ok(201)["expiresAt"]), T0 + 10_000);
+    advance_ms(8_000).await;
+    app.renew(&sid, "alice", None).await.ok(200); // the session lives to T0 + 18 s
+    advance_ms(4_000).await; // "short" expired at T0 + 10 s, "long" is held to T0 + 100 s
+    let page = app.poll(&sid, "alice", "").await;
+    let page = page.ok(200);
+    assert_eq!(page_texts(page), ["long"]);
+    assert_eq!(page["truncated"], true);
+    let after_long = app.poll(&sid, "alice", "after=1").await;
+    let after_long = after_long.ok(200);
+    assert_eq!(page_texts(after_long), Vec::<String>::new());
+    assert_eq!(after_long["truncated"], true, "message 2 is gone");
+    let stats = app.get("/v1/stats", &[]).await;
+    assert_eq!(stats.ok(200)["totalMessages"], 1);
+}
+
 async fn max_sessions_reached_is_server_at_capacity() {
     let app = App::with(|c| c.max_sessions = 2);
     app.json(Method::PUT, "/v1/sessions", &[], json!({"ttl": 10}))
@@ -1526,7 +1630,6 @@ async fn max_sessions_reached_is_server_at_capacity() {
     app.create(json!({})).await;
 }
 
-#[tokio::test(start_paused = true)]
 async fn require_session_key_refuses_unverified_sends_with_401() {
     let app = App::with(|c| c.require_session_key = true);
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1549,7 +1652,6 @@ async fn require_session_key_refuses_unverified_sends_with_401() {
 // ---------------------------------------------------------------------------------------------
 // Poll semantics
 
-#[tokio::test(start_paused = true)]
 async fn the_greeting_is_a_system_message_at_cursor_0_only_without_after() {
     let app = App::new();
     let created = app
@@ -1585,7 +1687,6 @@ async fn the_greeting_is_a_system_message_at_cursor_0_only_without_after() {
     assert_eq!(later[0]["text"], "m1");
 }
 
-#[tokio::test(start_paused = true)]
 async fn after_is_exclusive() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1614,7 +1715,6 @@ async fn after_is_exclusive() {
     assert_eq!(last.ok(200)["messages"], json!([]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn cursors_strictly_increase_and_are_never_reused() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1635,7 +1735,6 @@ async fn cursors_strictly_increase_and_are_never_reused() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn limit_caps_one_page_and_next_cursor_follows_it() {
     let app = App::new();
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1664,7 +1763,6 @@ async fn limit_caps_one_page_and_next_cursor_follows_it() {
     assert_eq!(page2["nextCursor"], cursors[3].as_str());
 }
 
-#[tokio::test(start_paused = true)]
 async fn limit_counts_the_greeting() {
     let app = App::new();
     let created = app
@@ -1682,7 +1780,6 @@ async fn limit_counts_the_greeting() {
     assert_eq!(body["nextCursor"], "0");
 }
 
-#[tokio::test(start_paused = true)]
 async fn next_cursor_is_after_when_empty_and_0_when_nothing() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1695,7 +1792,6 @@ async fn next_cursor_is_after_when_empty_and_0_when_nothing() {
     assert_eq!(after.ok(200)["nextCursor"], "17");
 }
 
-#[tokio::test(start_paused = true)]
 async fn members_true_adds_presence() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1720,7 +1816,6 @@ async fn members_true_adds_presence() {
     assert!(without.ok(200).get("members").is_none());
 }
 
-#[tokio::test(start_paused = true)]
 async fn polled_messages_carry_verified_true_and_false() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1739,7 +1834,6 @@ async fn polled_messages_carry_verified_true_and_false() {
     assert_eq!(messages[1]["verified"], false);
 }
 
-#[tokio::test(start_paused = true)]
 async fn send_and_poll_update_last_seen_at() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1759,7 +1853,6 @@ async fn send_and_poll_update_last_seen_at() {
 // ---------------------------------------------------------------------------------------------
 // Sliding TTL
 
-#[tokio::test(start_paused = true)]
 async fn send_poll_and_renew_each_slide_the_expiry() {
     let app = App::new();
     let created = app
@@ -1787,7 +1880,6 @@ async fn send_poll_and_renew_each_slide_the_expiry() {
     assert_eq!(app.expires_at(&sid).await, T0 + 250_000);
 }
 
-#[tokio::test(start_paused = true)]
 async fn status_does_not_slide_the_expiry() {
     let app = App::new();
     let created = app.create(json!({"ttl": 100})).await;
@@ -1798,7 +1890,6 @@ async fn status_does_not_slide_the_expiry() {
     app.status(&sid).await.err(404, "session_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_session_is_gone_after_ttl_of_silence() {
     let app = App::new();
     let created = app
@@ -1823,7 +1914,6 @@ async fn a_session_is_gone_after_ttl_of_silence() {
         .err(404, "session_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn renew_with_a_ttl_changes_the_ttl_and_slides_from_now() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1841,7 +1931,6 @@ async fn renew_with_a_ttl_changes_the_ttl_and_slides_from_now() {
     app.status(&sid).await.err(404, "session_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn renew_with_an_empty_body_is_like_empty_object() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1853,7 +1942,6 @@ async fn renew_with_an_empty_body_is_like_empty_object() {
 // ---------------------------------------------------------------------------------------------
 // Inactivity
 
-#[tokio::test(start_paused = true)]
 async fn a_silent_member_is_removed_exactly_at_the_inactivity_deadline() {
     let app = App::with(|c| c.agent_inactivity_seconds = 60);
     let created = app
@@ -1886,7 +1974,6 @@ async fn a_silent_member_is_removed_exactly_at_the_inactivity_deadline() {
     assert_eq!(res.ok(200)["agentsOnline"], 2);
 }
 
-#[tokio::test(start_paused = true)]
 async fn an_inactive_member_is_never_shown_or_accepted_anywhere() {
     let app = App::with(|c| c.agent_inactivity_seconds = 60);
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1908,7 +1995,6 @@ async fn an_inactive_member_is_never_shown_or_accepted_anywhere() {
     app.join(&sid, "bob").await;
 }
 
-#[tokio::test(start_paused = true)]
 async fn activity_pushes_the_inactivity_deadline() {
     let app = App::with(|c| c.agent_inactivity_seconds = 60);
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1928,7 +2014,6 @@ async fn activity_pushes_the_inactivity_deadline() {
     assert_eq!(app.status(&sid).await.ok(200)["agents"], json!(["alice"]));
 }
 
-#[tokio::test(start_paused = true)]
 async fn the_creator_is_never_removed_for_inactivity() {
     let app = App::with(|c| c.agent_inactivity_seconds = 10);
     let (sid, key) = app.session_with_creator("alice").await;
@@ -1940,7 +2025,6 @@ async fn the_creator_is_never_removed_for_inactivity() {
         .ok(201);
 }
 
-#[tokio::test(start_paused = true)]
 async fn without_inactivity_setting_silent_members_stay() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -1955,7 +2039,6 @@ async fn without_inactivity_setting_silent_members_stay() {
 // ---------------------------------------------------------------------------------------------
 // Long-poll under paused time
 
-#[tokio::test(start_paused = true)]
 async fn a_parked_long_poll_is_woken_by_a_send() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -1983,7 +2066,6 @@ async fn a_parked_long_poll_is_woken_by_a_send() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_long_poll_with_nothing_new_answers_empty_after_the_wait() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -2003,7 +2085,6 @@ async fn a_long_poll_with_nothing_new_answers_empty_after_the_wait() {
     );
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_long_poll_answers_at_once_when_something_is_there() {
     let app = App::new();
     let created = app
@@ -2023,7 +2104,6 @@ async fn a_long_poll_answers_at_once_when_something_is_there() {
     assert_eq!(started.elapsed(), Duration::ZERO);
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_parked_long_poll_is_released_when_the_reader_leaves() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -2043,7 +2123,6 @@ async fn a_parked_long_poll_is_released_when_the_reader_leaves() {
     assert_eq!(started.elapsed(), Duration::from_secs(1));
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_parked_long_poll_never_outlives_its_reader_inactivity_deadline() {
     // SPEC §1 "Inactivity": no response ever shows or accepts an agent past its deadline. A
     // parked poll must therefore be answered before the reader's deadline (with the messages or
@@ -2082,7 +2161,6 @@ async fn a_parked_long_poll_never_outlives_its_reader_inactivity_deadline() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn a_parked_long_poll_never_outlives_the_session() {
     // An expired session is gone: a poll parked on it must be answered before the expiry (the
     // session still alive) or refused with 404 at the expiry, never held past it.
@@ -2108,7 +2186,6 @@ async fn a_parked_long_poll_never_outlives_the_session() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn several_parked_polls_are_all_woken() {
     let app = App::new();
     let (sid, alice) = app.session_with_creator("alice").await;
@@ -2131,7 +2208,6 @@ async fn several_parked_polls_are_all_woken() {
 // ---------------------------------------------------------------------------------------------
 // Sweep
 
-#[tokio::test(start_paused = true)]
 async fn sweep_keeps_live_state_and_drops_expired_state() {
     let app = App::new();
     let short = app.create(json!({"ttl": 10, "creatorAgentId": "a"})).await;
@@ -2161,7 +2237,6 @@ async fn sweep_keeps_live_state_and_drops_expired_state() {
 // ---------------------------------------------------------------------------------------------
 // Skill documents and the pairing link
 
-#[tokio::test(start_paused = true)]
 async fn root_is_a_markdown_skill_document_naming_the_public_url() {
     let app = App::new();
     let res = app.get("/", &[]).await;
@@ -2179,7 +2254,6 @@ async fn root_is_a_markdown_skill_document_naming_the_public_url() {
     assert!(res.text.contains("curl"));
 }
 
-#[tokio::test(start_paused = true)]
 async fn the_pair_skill_is_markdown_with_the_public_url_and_the_code() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -2202,7 +2276,6 @@ async fn the_pair_skill_is_markdown_with_the_public_url_and_the_code() {
     assert_eq!(app.code_state(&code).await, "pending");
 }
 
-#[tokio::test(start_paused = true)]
 async fn skill_documents_are_html_for_browsers() {
     // SPEC §2: `/v1/pair/:code/skill` is "`text/html` for browsers (`Accept: text/html`)", and
     // `/` is "markdown for agents, HTML for browsers".
@@ -2225,7 +2298,6 @@ async fn skill_documents_are_html_for_browsers() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn the_pairing_link_redirects_301_to_the_skill() {
     let app = App::new();
     let (sid, _) = app.session_with_creator("alice").await;
@@ -2245,7 +2317,6 @@ async fn the_pairing_link_redirects_301_to_the_skill() {
 // ---------------------------------------------------------------------------------------------
 // Rate limits (SPEC §2 "Safety middleware")
 
-#[tokio::test(start_paused = true)]
 async fn requests_over_the_per_ip_limit_get_429_with_retry_after_before_any_work() {
     let app = App::with(|c| c.rate_limit_per_minute = 3);
     // T0 is the start of a 60 s window.
@@ -2269,7 +2340,6 @@ async fn requests_over_the_per_ip_limit_get_429_with_retry_after_before_any_work
     assert_eq!(stats.ok(200)["activeSessions"], 2);
 }
 
-#[tokio::test(start_paused = true)]
 async fn rate_limit_zero_turns_the_limit_off() {
     let app = App::with(|c| c.rate_limit_per_minute = 0);
     for _ in 0..250 {
@@ -2277,7 +2347,6 @@ async fn rate_limit_zero_turns_the_limit_off() {
     }
 }
 
-#[tokio::test(start_paused = true)]
 async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
     // Router tests have no socket: the peer is 127.0.0.1.
     let untrusted = App::with(|c| c.rate_limit_per_minute = 1);
@@ -2312,7 +2381,6 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         .err(429, "rate_limit_exceeded");
 }
 
-#[tokio::test(start_paused = true)]
 async fn failed_claims_are_limited_per_ip() {
     let app = App::with(|c| {
         c.rate_limit_per_minute = 0;
@@ -2375,7 +2443,6 @@ async fn failed_claims_are_limited_per_ip() {
         .err(404, "code_not_found");
 }
 
-#[tokio::test(start_paused = true)]
 async fn failed_claims_have_a_server_wide_budget() {
     let app = App::with(|c| {
         c.rate_limit_per_minute = 0;
@@ -2406,4 +2473,119 @@ async fn failed_claims_have_a_server_wide_budget() {
     res.err(429, "rate_limit_exceeded");
     assert!(res.header("retry-after").is_some());
     assert_eq!(app.code_state(&code).await, "pending");
+}
+
+backend_tests! {
+    a_message_expires_on_its_own_and_polls_that_asked_for_it_say_truncated,
+    messages_expire_in_their_own_order_after_a_shorter_renew,
+    metrics_count_requests_claims_errors_and_store_round_trips,
+    create_with_empty_body_uses_defaults_and_has_no_creator,
+    create_with_creator_agent_id_joins_the_creator_with_a_key,
+    create_with_only_the_x_agent_id_header_makes_it_the_creator,
+    create_with_the_same_creator_in_header_and_body_is_accepted,
+    status_lists_agents_as_strings_and_member_details,
+    status_of_a_session_without_creator_has_null_creator,
+    join_answers_joined_with_an_integer_agents_online,
+    session_keys_are_unique_per_agent,
+    leave_answers_ok_true_and_removes_the_member,
+    renew_answers_session_fields,
+    send_answers_201_with_a_receipt,
+    send_without_a_key_is_accepted_unverified,
+    send_accepts_json_only_and_any_non_null_json_value,
+    send_redacts_secrets_and_lists_the_types,
+    poll_answers_messages_in_cursor_order_with_every_field,
+    pair_create_answers_code_url_and_expiry,
+    claim_joins_the_agent_and_answers_claimed,
+    health_reports_status_version_uptime_and_capabilities,
+    stats_count_sessions_agents_and_messages,
+    every_response_carries_a_distinct_x_request_id,
+    unknown_route_is_a_404_json_error,
+    wrong_method_is_a_405_json_error,
+    malformed_json_is_invalid_body_on_every_body_endpoint,
+    create_ttl_zero_is_invalid_request_naming_ttl,
+    create_ttl_above_max_ttl_seconds_is_invalid_request,
+    create_max_agents_out_of_range_is_invalid_request,
+    create_greeting_over_4096_chars_is_invalid_request,
+    create_fields_of_the_wrong_type_are_invalid_request,
+    send_bodies_without_text_or_json_are_invalid_request,
+    poll_after_minus_one_is_invalid_request,
+    poll_wait_61_is_invalid_request,
+    poll_limit_out_of_range_is_invalid_request,
+    renew_ttl_out_of_range_is_invalid_request,
+    pair_without_session_id_is_invalid_request,
+    a_malformed_idempotency_key_is_invalid_request,
+    a_missing_x_agent_id_is_missing_agent_id,
+    a_malformed_x_agent_id_header_is_invalid_agent_id,
+    a_malformed_creator_agent_id_is_invalid_agent_id,
+    system_is_reserved_in_header_and_creator_agent_id,
+    differing_creator_and_header_is_creator_identity_conflict,
+    leave_without_a_key_is_401_missing_session_key,
+    leave_with_a_wrong_key_is_401_invalid_session_key,
+    send_with_a_wrong_key_is_403_invalid_session_key,
+    send_by_a_non_member_is_forbidden,
+    renew_by_a_non_member_is_forbidden,
+    the_creator_cannot_leave,
+    leaving_for_another_agent_is_forbidden,
+    poll_by_a_non_member_is_agent_not_in_session,
+    leave_for_a_non_member_is_agent_not_found,
+    leave_checks_run_in_spec_order,
+    an_unknown_session_is_session_not_found_everywhere,
+    a_malformed_session_id_is_session_not_found,
+    an_expired_session_is_session_not_found,
+    joining_with_a_taken_id_is_agent_id_taken,
+    claiming_with_a_taken_id_is_agent_id_taken_and_the_code_stays_pending,
+    joining_a_full_session_is_session_full,
+    a_claim_refused_for_session_full_leaves_the_code_pending,
+    server_max_agents_caps_the_default,
+    an_unknown_code_is_code_not_found,
+    a_claimed_code_is_code_expired_or_used,
+    a_code_expires_after_pair_code_ttl,
+    pair_code_ttl_follows_the_configuration,
+    an_expired_code_is_forgotten_after_another_ttl,
+    a_claimed_code_is_forgotten_one_ttl_after_the_claim,
+    claim_and_status_are_case_insensitive,
+    codes_are_distinct_per_request,
+    an_idempotent_repeat_returns_the_original_and_stores_nothing,
+    an_idempotency_key_with_a_different_body_is_idempotency_key_reused,
+    idempotency_keys_are_scoped_to_the_agent,
+    a_body_over_max_body_bytes_is_payload_too_large,
+    a_full_session_quota_is_session_quota_exceeded_and_stores_nothing,
+    max_sessions_reached_is_server_at_capacity,
+    require_session_key_refuses_unverified_sends_with_401,
+    the_greeting_is_a_system_message_at_cursor_0_only_without_after,
+    after_is_exclusive,
+    cursors_strictly_increase_and_are_never_reused,
+    limit_caps_one_page_and_next_cursor_follows_it,
+    limit_counts_the_greeting,
+    next_cursor_is_after_when_empty_and_0_when_nothing,
+    members_true_adds_presence,
+    polled_messages_carry_verified_true_and_false,
+    send_and_poll_update_last_seen_at,
+    send_poll_and_renew_each_slide_the_expiry,
+    status_does_not_slide_the_expiry,
+    a_session_is_gone_after_ttl_of_silence,
+    renew_with_a_ttl_changes_the_ttl_and_slides_from_now,
+    renew_with_an_empty_body_is_like_empty_object,
+    a_silent_member_is_removed_exactly_at_the_inactivity_deadline,
+    an_inactive_member_is_never_shown_or_accepted_anywhere,
+    activity_pushes_the_inactivity_deadline,
+    the_creator_is_never_removed_for_inactivity,
+    without_inactivity_setting_silent_members_stay,
+    a_parked_long_poll_is_woken_by_a_send,
+    a_long_poll_with_nothing_new_answers_empty_after_the_wait,
+    a_long_poll_answers_at_once_when_something_is_there,
+    a_parked_long_poll_is_released_when_the_reader_leaves,
+    a_parked_long_poll_never_outlives_its_reader_inactivity_deadline,
+    a_parked_long_poll_never_outlives_the_session,
+    several_parked_polls_are_all_woken,
+    sweep_keeps_live_state_and_drops_expired_state,
+    root_is_a_markdown_skill_document_naming_the_public_url,
+    the_pair_skill_is_markdown_with_the_public_url_and_the_code,
+    skill_documents_are_html_for_browsers,
+    the_pairing_link_redirects_301_to_the_skill,
+    requests_over_the_per_ip_limit_get_429_with_retry_after_before_any_work,
+    rate_limit_zero_turns_the_limit_off,
+    x_forwarded_for_is_believed_only_from_trusted_proxies,
+    failed_claims_are_limited_per_ip,
+    failed_claims_have_a_server_wide_budget,
 }

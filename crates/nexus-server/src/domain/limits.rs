@@ -1,8 +1,11 @@
 //! Fixed-window counters for SPEC §2 "Safety middleware": requests per client IP
 //! (`RATE_LIMIT_PER_MINUTE`) and failed pairing claims per IP and server-wide
 //! (`CLAIM_FAILURES_PER_MINUTE`, `CLAIM_FAILURES_GLOBAL_PER_MINUTE`). Windows are 60 s on the
-//! relay's clock; a refusal carries the seconds left in the window for `Retry-After`. Counters are
-//! node-local in the embedded configuration.
+//! relay's clock; a refusal carries the seconds left in the window for `Retry-After`.
+//!
+//! The relay counts through the [`LimitCounters`] trait: [`MemoryCounters`] keeps the windows in
+//! this process (the embedded configuration), `store::redis::RedisCounters` keeps them in Redis so
+//! that the limits hold across every node sharing it.
 //!
 //! Also the cap on parked long-polls (`MAX_WAITERS`): a poll takes a [`WaiterSlot`] before it
 //! parks and gives it back when it answers, so a flood of long-polls cannot hold unbounded tasks.
@@ -11,11 +14,83 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use nexus_proto::time::Millis;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::store::StoreResult;
+
 /// Length of a window.
 pub const WINDOW_MS: Millis = 60_000;
+
+/// Where the rate-limit and claim-failure windows are counted. Every answer is
+/// `Ok(Err(retry_after_secs))` when the caller is over its limit; `Err` only when the counters
+/// themselves cannot be reached.
+#[async_trait]
+pub trait LimitCounters: Send + Sync + 'static {
+    /// Counts one request from `ip`; refused when `limit` were already counted in this window.
+    async fn hit_request(
+        &self,
+        ip: IpAddr,
+        limit: u64,
+        now: Millis,
+    ) -> StoreResult<Result<(), u64>>;
+    /// Refused when `ip` has `per_ip` failed claims in this window, or the server `global`.
+    /// Counts nothing.
+    async fn check_claims(
+        &self,
+        ip: IpAddr,
+        per_ip: u64,
+        global: u64,
+        now: Millis,
+    ) -> StoreResult<Result<(), u64>>;
+    /// Counts one failed claim for `ip` and for the server.
+    async fn record_claim_failure(&self, ip: IpAddr, now: Millis) -> StoreResult<()>;
+}
+
+/// The windows of this process alone.
+#[derive(Default)]
+pub struct MemoryCounters {
+    requests: Windows,
+    claims: ClaimBudget,
+}
+
+#[async_trait]
+impl LimitCounters for MemoryCounters {
+    async fn hit_request(
+        &self,
+        ip: IpAddr,
+        limit: u64,
+        now: Millis,
+    ) -> StoreResult<Result<(), u64>> {
+        Ok(self.requests.hit(ip, limit, now))
+    }
+
+    async fn check_claims(
+        &self,
+        ip: IpAddr,
+        per_ip: u64,
+        global: u64,
+        now: Millis,
+    ) -> StoreResult<Result<(), u64>> {
+        Ok(self.claims.check(ip, per_ip, global, now))
+    }
+
+    async fn record_claim_failure(&self, ip: IpAddr, now: Millis) -> StoreResult<()> {
+        self.claims.record_failure(ip, now);
+        Ok(())
+    }
+}
+
+/// The start of the window `now` falls in.
+pub fn window_of(now: Millis) -> Millis {
+    now - now % WINDOW_MS
+}
+
+/// Seconds left in the window of `now` (at least 1), for `Retry-After`.
+pub fn retry_after(now: Millis) -> u64 {
+    (window_of(now) + WINDOW_MS - now).div_ceil(1000).max(1)
+}
 
 /// Keys past which stale windows are dropped on the next count.
 const COMPACT_AT: usize = 100_000;
@@ -23,14 +98,6 @@ const COMPACT_AT: usize = 100_000;
 #[derive(Default)]
 pub struct Windows {
     counts: Mutex<HashMap<IpAddr, (Millis, u64)>>,
-}
-
-fn window_of(now: Millis) -> Millis {
-    now - now % WINDOW_MS
-}
-
-fn retry_after(now: Millis) -> u64 {
-    (window_of(now) + WINDOW_MS - now).div_ceil(1000).max(1)
 }
 
 impl Windows {
@@ -148,6 +215,21 @@ mod tests {
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(b.check(other, 1, 1, t).is_err(), "global budget spent");
         assert!(b.check(other, 1, 2, t).is_ok());
+    }
+
+    #[tokio::test]
+    async fn memory_counters_count_requests_and_claim_failures() {
+        let c = MemoryCounters::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t = 1_795_600_800_000;
+        assert_eq!(c.hit_request(ip, 1, t).await.unwrap(), Ok(()));
+        assert_eq!(c.hit_request(ip, 1, t + 30_000).await.unwrap(), Err(30));
+        assert_eq!(c.check_claims(ip, 1, 10, t).await.unwrap(), Ok(()));
+        c.record_claim_failure(ip, t).await.unwrap();
+        assert_eq!(c.check_claims(ip, 1, 10, t).await.unwrap(), Err(60));
+        // Requests and claim failures are separate windows.
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(c.hit_request(other, 1, t).await.unwrap(), Ok(()));
     }
 
     #[test]

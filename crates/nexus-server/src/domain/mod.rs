@@ -20,7 +20,7 @@ pub mod sessions;
 
 use std::sync::Arc;
 
-use nexus_proto::api::{Capabilities, Health, Limits, Stats};
+use nexus_proto::api::{Capabilities, Health, Limits, Stats, StoreHealth};
 use nexus_proto::time::{Millis, format_rfc3339};
 use nexus_proto::{AgentId, AgentIdError, ErrorCode, SessionId};
 use serde_json::Value;
@@ -30,41 +30,52 @@ pub use error::RelayError;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::store::metered::{Metered, StoreTimings};
 use crate::store::{Deadlines, Store};
 
 /// The relay: configuration, clock, store and the shutdown signal long-polls listen to.
 pub struct Relay {
     pub config: Config,
     pub clock: Clock,
+    /// The backend, wrapped in [`Metered`] so every call is timed.
     pub store: Arc<dyn Store>,
+    /// Latency and failures of every store operation (`/metrics`).
+    pub store_timings: Arc<StoreTimings>,
     /// Cancelled when the server begins a graceful shutdown: parked long-polls answer at once.
     pub shutdown: CancellationToken,
     /// Base of pairing URLs and skill documents, without a trailing slash.
     pub public_url: String,
-    /// Requests per client IP (`RATE_LIMIT_PER_MINUTE`).
-    pub requests: limits::Windows,
-    /// Failed claims per IP and server-wide.
-    pub claim_failures: limits::ClaimBudget,
+    /// Requests per client IP (`RATE_LIMIT_PER_MINUTE`) and failed claims per IP and server-wide:
+    /// in this process, or in Redis when nodes share it ([`Relay::with_counters`]).
+    pub counters: Arc<dyn limits::LimitCounters>,
     /// Slots for parked long-polls (`MAX_WAITERS`).
     pub waiters: limits::Waiters,
     started_at: Millis,
 }
 
 impl Relay {
+    /// A relay over `store`, with its limit counters in this process.
     pub fn new(config: Config, clock: Clock, store: Arc<dyn Store>, public_url: String) -> Self {
         let started_at = clock.now_ms();
         let waiters = limits::Waiters::new(config.max_waiters);
+        let store_timings = Arc::new(StoreTimings::default());
         Self {
             config,
             clock,
-            store,
+            store: Arc::new(Metered::new(store, store_timings.clone())),
+            store_timings,
             shutdown: CancellationToken::new(),
             public_url,
-            requests: limits::Windows::default(),
-            claim_failures: limits::ClaimBudget::default(),
+            counters: Arc::new(limits::MemoryCounters::default()),
             waiters,
             started_at,
         }
+    }
+
+    /// The same relay counting rate limits and claim failures in `counters` (shared by nodes).
+    pub fn with_counters(mut self, counters: Arc<dyn limits::LimitCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The deadlines the store applies, derived from the configuration.
@@ -87,14 +98,16 @@ impl Relay {
         self.clock.now_ms()
     }
 
-    fn uptime(&self) -> u64 {
+    /// Seconds since this node started.
+    pub fn uptime(&self) -> u64 {
         self.now().saturating_sub(self.started_at) / 1000
     }
 
-    /// `GET /health`.
-    pub fn health(&self) -> Health {
+    /// `GET /health`: `status` is `unavailable` when the store cannot be reached.
+    pub async fn health(&self) -> Health {
+        let reachable = self.store.ping().await.is_ok();
         Health {
-            status: "ok".into(),
+            status: if reachable { "ok" } else { "unavailable" }.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime: self.uptime(),
             capabilities: Capabilities {
@@ -104,6 +117,10 @@ impl Relay {
                 idempotency: true,
                 truncation: true,
             },
+            store: Some(StoreHealth {
+                backend: self.store.backend().into(),
+                reachable,
+            }),
         }
     }
 

@@ -65,13 +65,14 @@ impl Relay {
     ) -> Result<Claimed, RelayError> {
         let agent = caller(agent_header)?;
         let now = self.now();
-        self.claim_failures
-            .check(
+        self.counters
+            .check_claims(
                 client,
                 self.config.claim_failures_per_minute,
                 self.config.claim_failures_global_per_minute,
                 now,
             )
+            .await?
             .map_err(|secs| rate_limited(secs, "too many failed pairing claims"))?;
         let result = self.claim_code(raw_code, agent, now).await;
         let failed = result.as_ref().err().map(RelayError::code);
@@ -79,7 +80,7 @@ impl Relay {
             failed,
             Some(ErrorCode::CodeNotFound | ErrorCode::CodeExpiredOrUsed)
         ) {
-            self.claim_failures.record_failure(client, now);
+            self.counters.record_claim_failure(client, now).await?;
         }
         result
     }

@@ -11,7 +11,7 @@ use nexus_proto::{AgentId, ErrorCode, FieldProblem, SessionId};
 use super::{
     Relay, RelayError, caller, json_body, parse_agent_id, session_id, session_not_found, ts,
 };
-use crate::secrets::{new_session_id, new_session_key, secret_eq};
+use crate::secrets::{new_session_id, new_session_key};
 use crate::store::{JoinOutcome, LeaveOutcome, MemberRecord, SessionRecord};
 
 const ACTIVE: &str = "active";
@@ -196,12 +196,12 @@ impl Relay {
         if agent.as_str() != path_agent {
             return Err(forbidden("an agent can only remove itself"));
         }
-        let member = rec.member(&agent).ok_or_else(|| {
-            RelayError::new(
+        if rec.member(&agent).is_none() {
+            return Err(RelayError::new(
                 ErrorCode::AgentNotFound,
                 "this agent is not a member of the session",
-            )
-        })?;
+            ));
+        }
         if rec.creator.as_ref() == Some(&agent) {
             return Err(forbidden("the creator cannot leave the session"));
         }
@@ -214,14 +214,9 @@ impl Relay {
             }
             Some(k) => k,
         };
-        if !secret_eq(key, member.key.as_str()) {
-            return Err(RelayError::new(
-                ErrorCode::InvalidSessionKey,
-                "the session key does not match this agent",
-            )
-            .with_status(401));
-        }
-        match self.store.leave(&id, &agent, now).await? {
+        // The store compares the key (in constant time, or as digests inside Redis) and removes
+        // the member in one step.
+        match self.store.leave(&id, &agent, key, now).await? {
             LeaveOutcome::Removed => Ok(Left {
                 ok: true,
                 status: "removed".into(),
@@ -234,6 +229,11 @@ impl Relay {
                 ErrorCode::AgentNotFound,
                 "this agent is not a member of the session",
             )),
+            LeaveOutcome::InvalidKey => Err(RelayError::new(
+                ErrorCode::InvalidSessionKey,
+                "the session key does not match this agent",
+            )
+            .with_status(401)),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The one mapping of errors to the wire: every failure becomes
 //! `{"error","message","details"}` with its status (and `Retry-After` when it has one). Internal
 //! failures answer `internal_error` quoting the request id and are logged, never detailed to the
-//! client.
+//! client; an unreachable shared store (Redis) answers 503 `store_unavailable` with
+//! `Retry-After: 1`. The error code rides along as a response extension for `/metrics`.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -11,6 +12,7 @@ use nexus_proto::{ErrorBody, ErrorCode};
 
 use super::observe::current_request_id;
 use crate::domain::RelayError;
+use crate::store::StoreError;
 
 impl IntoResponse for RelayError {
     fn into_response(self) -> Response {
@@ -30,11 +32,30 @@ impl IntoResponse for RelayError {
                     details,
                 };
                 let mut response = (status, Json(body)).into_response();
+                // For `/metrics` (429s by code, claims by outcome).
+                response.extensions_mut().insert(code);
                 if let Some(secs) = retry_after {
                     response
                         .headers_mut()
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
+                response
+            }
+            RelayError::Store(StoreError::Unavailable(detail)) => {
+                tracing::error!(error = %detail, "store unavailable");
+                let body = ErrorBody {
+                    error: ErrorCode::StoreUnavailable.as_str().to_owned(),
+                    message: "the relay's store cannot be reached right now; retry shortly"
+                        .to_owned(),
+                    details: None,
+                };
+                let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                response
+                    .extensions_mut()
+                    .insert(ErrorCode::StoreUnavailable);
                 response
             }
             internal => {
@@ -53,7 +74,9 @@ pub fn internal_error_response() -> Response {
         message: format!("internal error; please report it quoting request id {id}"),
         details: None,
     };
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+    response.extensions_mut().insert(ErrorCode::InternalError);
+    response
 }
 
 impl From<PathRejection> for RelayError {

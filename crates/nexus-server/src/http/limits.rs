@@ -1,7 +1,9 @@
 //! The client IP and the per-IP rate limit (SPEC §2 "Safety middleware"), applied before any
 //! other work. The client IP is the TCP peer, unless the peer is a trusted proxy
 //! (`TRUSTED_PROXIES`): then it is the right-most `X-Forwarded-For` hop that is not a trusted
-//! proxy. A spoofed header from an untrusted peer changes nothing. `/health` is exempt.
+//! proxy. A spoofed header from an untrusted peer changes nothing. `/health` is exempt. The
+//! counters are the relay's [`crate::domain::limits::LimitCounters`] (in Redis when
+//! nodes share one), so the limit holds across nodes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -42,6 +44,10 @@ pub fn client_ip<'a>(
     client
 }
 
+/// Paths never rate-limited: cheap, and what load balancers poll. (`/metrics` is limited like
+/// any other path: a scraper every few seconds is far below any sensible limit.)
+const EXEMPT: &[&str] = &["/health"];
+
 pub async fn rate_limit(State(relay): State<AppState>, mut req: Request, next: Next) -> Response {
     // Without a socket (router tests), requests come from "localhost".
     let peer = req
@@ -62,11 +68,22 @@ pub async fn rate_limit(State(relay): State<AppState>, mut req: Request, next: N
     );
     req.extensions_mut().insert(ClientIp(ip));
     let limit = relay.config.rate_limit_per_minute;
-    if limit > 0
-        && req.uri().path() != "/health"
-        && let Err(secs) = relay.requests.hit(ip, limit, relay.clock.now_ms())
-    {
-        return rate_limited(secs, "too many requests from this address").into_response();
+    if limit > 0 && !EXEMPT.contains(&req.uri().path()) {
+        match relay
+            .counters
+            .hit_request(ip, limit, relay.clock.now_ms())
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(secs)) => {
+                return rate_limited(secs, "too many requests from this address").into_response();
+            }
+            // The counters are unreachable (Redis down): fail open. Whatever needs the store
+            // fails on its own with 503; documents and `/health` keep being served.
+            Err(e) => {
+                tracing::warn!(error = %e, "rate-limit counters unavailable; request let through")
+            }
+        }
     }
     next.run(req).await
 }

@@ -1,22 +1,35 @@
-//! `GET /health` (capabilities the CLI negotiates on) and `GET /v1/stats`.
+//! `GET /health` (capabilities the CLI negotiates on, the store backend and whether it answers:
+//! 503 when it does not) and `GET /v1/stats`.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{Health, Stats};
 
 use super::AppState;
 use crate::domain::RelayError;
 
-/// Liveness and capabilities (not rate-limited).
+/// Liveness, capabilities and the store (not rate-limited). A load balancer takes a node out of
+/// rotation on the 503.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "meta",
-    responses((status = 200, description = "The server is up", body = Health))
+    responses(
+        (status = 200, description = "The server is up and its store answers", body = Health),
+        (status = 503, description = "The store cannot be reached (`status: \"unavailable\"`, `store.reachable: false`)", body = Health),
+    )
 )]
-pub async fn health(State(relay): State<AppState>) -> Json<Health> {
-    Json(relay.health())
+pub async fn health(State(relay): State<AppState>) -> (StatusCode, Json<Health>) {
+    let health = relay.health().await;
+    let reachable = health.store.as_ref().is_none_or(|s| s.reachable);
+    let status = if reachable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(health))
 }
 
 /// Counters.

@@ -1,7 +1,7 @@
 //! HTTP: the routes of SPEC §2, thin handlers (extract, call the [`Relay`], answer), the
 //! extractors that turn framework rejections into protocol errors, the request-id and access-log
-//! middleware, the JSON fallbacks for unknown routes and wrong methods, and the OpenAPI document
-//! generated from the handlers (`/openapi.json`).
+//! middleware, the JSON fallbacks for unknown routes and wrong methods, the OpenAPI document
+//! generated from the handlers (`/openapi.json`) and the Prometheus metrics (`/metrics`).
 
 pub mod docs;
 pub mod error;
@@ -9,6 +9,7 @@ pub mod extract;
 pub mod limits;
 pub mod messages;
 pub mod meta;
+pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod pairing;
@@ -16,9 +17,9 @@ pub mod sessions;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
+use axum::{Extension, Router};
 use nexus_proto::ErrorCode;
 
 use crate::domain::{Relay, RelayError};
@@ -29,9 +30,11 @@ pub type AppState = Arc<Relay>;
 /// The whole API as one router.
 pub fn router(relay: Arc<Relay>) -> Router {
     let max_body = relay.config.max_body_bytes;
+    let metrics = Arc::new(metrics::HttpMetrics::default());
     Router::new()
         .route("/", get(docs::root))
         .route("/health", get(meta::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/stats", get(meta::stats))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/v1/sessions", put(sessions::create))
@@ -59,6 +62,12 @@ pub fn router(relay: Arc<Relay>) -> Router {
             limits::rate_limit,
         ))
         .layer(axum::middleware::from_fn(observe::observe))
+        // Outermost: counts every answer, rate-limited and panicked ones included.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .layer(Extension(metrics))
         .with_state(relay)
 }
 

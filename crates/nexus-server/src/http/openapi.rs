@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use nexus_proto::ErrorBody;
 use utoipa::OpenApi;
 
-use super::{messages, meta, pairing, sessions};
+use super::{messages, meta, metrics, pairing, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ use super::{messages, meta, pairing, sessions};
         pair_link,
         meta::health,
         meta::stats,
+        metrics::metrics,
         openapi_json,
     ),
     tags(
@@ -42,7 +43,7 @@ use super::{messages, meta, pairing, sessions};
         (name = "messages", description = "Sending and polling"),
         (name = "pairing", description = "Pairing codes"),
         (name = "documents", description = "Skill documents for agents (markdown) and browsers (HTML)"),
-        (name = "meta", description = "Health, counters and this document"),
+        (name = "meta", description = "Health, counters, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
@@ -147,6 +148,7 @@ mod tests {
             "/",
             "/health",
             "/v1/stats",
+            "/metrics",
             "/openapi.json",
         ] {
             assert!(paths.contains_key(path), "{path} missing");

@@ -275,6 +275,14 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn create_session(&self, mut rec: SessionRecord, max_sessions: u64) -> StoreResult<bool> {
         let now = rec.created_at;
         let has_journal = self.journal.is_some();
@@ -343,6 +351,7 @@ impl Store for EmbeddedStore {
         &self,
         id: &SessionId,
         agent: &AgentId,
+        key: &str,
         now: Millis,
     ) -> StoreResult<LeaveOutcome> {
         let Some(shared) = self.live(id, now) else {
@@ -351,6 +360,11 @@ impl Store for EmbeddedStore {
         let pending = {
             let mut e = lock(&shared);
             e.prune(now, self.deadlines.inactivity_ms);
+            match e.rec.member(agent) {
+                None => return Ok(LeaveOutcome::AgentNotFound),
+                Some(m) if !secret_eq(key, m.key.as_str()) => return Ok(LeaveOutcome::InvalidKey),
+                Some(_) => {}
+            }
             let before = e.rec.members.len();
             e.rec.members.retain(|m| &m.agent_id != agent);
             if e.rec.members.len() == before {

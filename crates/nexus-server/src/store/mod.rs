@@ -7,10 +7,15 @@
 //! agent inactivity) on every access, so nothing past its deadline is ever shown or accepted
 //! (SPEC §1 "Inactivity"); [`Store::sweep`] only reclaims memory and disk.
 //!
-//! Backends: [`embedded::EmbeddedStore`] (in-memory state, metadata journaled to redb).
+//! Backends: [`embedded::EmbeddedStore`] (in-memory state, metadata journaled to redb; the
+//! default) and [`redis::RedisStore`] (everything in Redis or Valkey, so several relay nodes serve
+//! one set of sessions; selected with `REDIS_URL`). [`metered::Metered`] wraps either one and times
+//! every call for `/metrics`.
 
 pub mod embedded;
+pub mod metered;
 mod persist;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -30,6 +35,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the store is shutting down")]
     Closed,
+    /// A networked store cannot be reached (connection refused or lost, timeout). Answered 503
+    /// `store_unavailable`: retrying later can succeed, unlike the other failures.
+    #[error("the store is unreachable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -38,6 +47,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub agent_id: AgentId,
+    /// The member's key as the backend keeps it: the key itself in the embedded store, its
+    /// SHA-256 digest in Redis. Only the store compares keys ([`Store::append`], [`Store::leave`]).
     pub key: SessionKey,
     pub joined_at: Millis,
     pub last_seen_at: Millis,
@@ -136,6 +147,8 @@ pub enum LeaveOutcome {
     Removed,
     SessionNotFound,
     AgentNotFound,
+    /// The `X-Session-Key` presented does not belong to the agent; nothing changed.
+    InvalidKey,
 }
 
 /// One page read by a member.
@@ -212,6 +225,10 @@ pub struct Deadlines {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The backend's name for `/health` and `/metrics`: `"embedded"` or `"redis"`.
+    fn backend(&self) -> &'static str;
+    /// Whether the store answers at all (`/health`); always `Ok` for an in-process store.
+    async fn ping(&self) -> StoreResult<()>;
     /// Stores a new session unless `max_sessions` are active. Durable on return.
     async fn create_session(&self, record: SessionRecord, max_sessions: u64) -> StoreResult<bool>;
     /// The session as it is now (inactive members removed), or `None` when gone.
@@ -224,11 +241,13 @@ pub trait Store: Send + Sync + 'static {
         key: SessionKey,
         now: Millis,
     ) -> StoreResult<JoinOutcome>;
-    /// Removes a member. Durable on return.
+    /// Removes a member whose session key is `key` (compared in constant time, or as digests).
+    /// Durable on return.
     async fn leave(
         &self,
         id: &SessionId,
         agent: &AgentId,
+        key: &str,
         now: Millis,
     ) -> StoreResult<LeaveOutcome>;
     /// Slides the expiry (with a new TTL if given). Durable on return.
@@ -256,7 +275,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         now: Millis,
     ) -> StoreResult<ReadOutcome>;
-    /// A wake-up handle for long-polls, `None` when the session does not exist.
+    /// A wake-up handle for long-polls, `None` when the session is known not to exist. A backend
+    /// that cannot tell without I/O (Redis) always answers a handle; the read that follows says
+    /// whether the session exists.
     fn subscribe(&self, id: &SessionId) -> Option<Wakeup>;
     /// Stores a new pairing code. Durable on return.
     async fn create_code(&self, record: CodeRecord) -> StoreResult<()>;

@@ -42,6 +42,7 @@ pub const CONFIG_ENV: &[&str] = &[
     "LOG",
     "TLS_CERT",
     "TLS_KEY",
+    "REDIS_URL",
 ];
 
 /// Longest any single request may take before the test fails (the longest long-poll is 30 s).

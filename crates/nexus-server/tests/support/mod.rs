@@ -1,6 +1,16 @@
-//! Helpers for the router tests: the app over an in-memory store with a paused clock, requests
+//! Helpers for the router tests: the app over a fresh store with a paused clock, requests
 //! through `oneshot`, and assertions on responses. Every response is checked for `X-Request-Id`.
+//!
+//! Every test runs against BOTH backends: a test is a plain `async fn name()` and
+//! [`backend_tests!`] turns each listed name into `name::embedded` and `name::redis`, two tokio
+//! tests with paused time that run the same body with [`App::new`] building the app over the
+//! embedded store or over Redis (a fresh `redis-server` per app, see `redis_server`). A test left
+//! out of the list is dead code, which the lints refuse. How Redis I/O coexists with tokio's
+//! paused clock is explained in `realtime.rs`.
 
+mod realtime;
+
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +21,122 @@ use http_body_util::BodyExt;
 use nexus_server::clock::Clock;
 use nexus_server::config::Config;
 use nexus_server::domain::Relay;
+use nexus_server::domain::limits::LimitCounters;
+use nexus_server::store::Store;
 use nexus_server::store::embedded::EmbeddedStore;
+use nexus_server::store::redis::{RedisOptions, RedisStore};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+use crate::redis_server::RedisServer;
+use realtime::RealTime;
+
+/// The storage backend a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs a test body with [`App::new`] building apps over `backend`.
+pub async fn on(backend: Backend, test: impl Future<Output = ()>) {
+    BACKEND.scope(backend, test).await;
+}
+
+/// The backend of the running test (embedded outside [`on`]).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Embedded)
+}
+
+/// One embedded and one Redis tokio test (paused time) per listed `async fn`.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(start_paused = true)]
+            async fn embedded() {
+                crate::support::on(crate::support::Backend::Embedded, super::$name()).await;
+            }
+
+            #[tokio::test(start_paused = true)]
+            async fn redis() {
+                crate::support::on(crate::support::Backend::Redis, super::$name()).await;
+            }
+        }
+    )*};
+}
+pub(crate) use backend_tests;
+
+/// What a Redis-backed app owns: the server, and the real-time runtime its client runs on.
+struct RedisBackend {
+    runtime: Option<tokio::runtime::Runtime>,
+    _server: RedisServer,
+}
+
+impl RedisBackend {
+    fn start(config: &Config) -> (Self, Arc<dyn Store>, Arc<dyn LimitCounters>) {
+        let server = RedisServer::start();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("the real-time runtime");
+        let options = RedisOptions {
+            prefix: "test".into(),
+            // Paused test time runs far ahead of Redis's clock (tests advance by minutes): keys
+            // must outlive their logical deadlines by more than any test lasts in real time.
+            grace: Duration::from_secs(3600),
+            // Stats right after a change must show it.
+            stats_cache: Duration::ZERO,
+            connections: 1,
+            ..RedisOptions::new(server.url())
+        };
+        let deadlines = Relay::deadlines(config);
+        let handle = runtime.handle().clone();
+        // Connecting needs the real-time runtime; the test's own runtime is this thread's.
+        let store =
+            std::thread::spawn(move || handle.block_on(RedisStore::connect(options, deadlines)))
+                .join()
+                .expect("connect thread")
+                .expect("connect to the test's redis-server");
+        let counters: Arc<dyn LimitCounters> = Arc::new(store.counters());
+        let rt = runtime.handle().clone();
+        let store: Arc<dyn Store> = Arc::new(store);
+        (
+            Self {
+                runtime: Some(runtime),
+                _server: server,
+            },
+            Arc::new(RealTime::new(store, rt.clone())),
+            Arc::new(RealTime::new(counters, rt)),
+        )
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        // Inside the test's runtime a blocking shutdown is not allowed.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
 
 /// The relay's wall clock at the start of every test.
 pub const T0: u64 = 1_795_600_800_000;
 pub const T0_STR: &str = "2026-11-25T10:00:00.000Z";
 pub const PUBLIC_URL: &str = "http://relay.test";
 
-/// The whole router over a fresh in-memory store.
+/// The whole router over a fresh store of the test's backend.
 #[derive(Clone)]
 pub struct App {
     pub relay: Arc<Relay>,
     router: Router,
+    /// Kept alive as long as any clone of the app (Redis variant only).
+    _redis: Option<Arc<RedisBackend>>,
 }
 
 /// A response, read to the end.
@@ -46,10 +158,25 @@ impl App {
         let mut config = Config::defaults();
         tweak(&mut config);
         let clock = Clock::starting_at(T0);
-        let store = Arc::new(EmbeddedStore::in_memory(Relay::deadlines(&config)));
-        let relay = Arc::new(Relay::new(config, clock, store, PUBLIC_URL.into()));
+        let (relay, redis) = match backend() {
+            Backend::Embedded => {
+                let store = Arc::new(EmbeddedStore::in_memory(Relay::deadlines(&config)));
+                (Relay::new(config, clock, store, PUBLIC_URL.into()), None)
+            }
+            Backend::Redis => {
+                let (guard, store, counters) = RedisBackend::start(&config);
+                let relay =
+                    Relay::new(config, clock, store, PUBLIC_URL.into()).with_counters(counters);
+                (relay, Some(Arc::new(guard)))
+            }
+        };
+        let relay = Arc::new(relay);
         let router = nexus_server::http::router(relay.clone());
-        Self { relay, router }
+        Self {
+            relay,
+            router,
+            _redis: redis,
+        }
     }
 
     /// The relay's current wall-clock milliseconds.

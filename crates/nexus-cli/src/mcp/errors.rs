@@ -235,6 +235,9 @@ pub fn hint(code: &str) -> &'static str {
         "server_busy" => {
             "Too many long-polls are waiting on this relay. Retry shortly, or poll without wait."
         }
+        "store_unavailable" => {
+            "The relay cannot reach its storage right now; nothing was lost. Wait a second (see retryAfter), then retry."
+        }
         "internal_error" => {
             "The relay failed on its side. Retry; if it keeps failing, tell your human (the message quotes a request id)."
         }

@@ -153,8 +153,15 @@ fn spawn(port: u16, aof: bool, dir: &Path) -> Option<Child> {
         if let Ok(Some(_)) = child.try_wait() {
             return None;
         }
+        // Answering is not enough: another test's server may hold the port (picked free, then
+        // taken by both), and ours is about to exit. Ours is the one whose pid answers.
         if ping(port) {
-            return Some(child);
+            if server_pid(port) == Some(child.id()) {
+                return Some(child);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -173,6 +180,17 @@ fn ping(port: u16) -> bool {
         return false;
     }
     read_reply(&mut s).starts_with("PONG")
+}
+
+/// The `process_id` the server on `port` reports (`INFO server`).
+fn server_pid(port: u16) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").ok()?;
+    read_reply(&mut s)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// Reads one RESP reply as text: arrays as their items joined with CRLF, errors as their text.

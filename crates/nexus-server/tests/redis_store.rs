@@ -409,3 +409,31 @@ async fn an_unreachable_redis_is_unavailable_not_corrupt() {
     }
     assert!(ok, "the pool reconnects by itself");
 }
+
+#[tokio::test]
+async fn a_code_that_is_already_known_is_never_overwritten() {
+    let server = RedisServer::start();
+    let (a, b) = (connect(&server).await, connect(&server).await);
+    let first = session(&a, 7).await;
+    let second = session(&b, 8).await;
+    let code = PairCode::from_random(777);
+    let record = |session_id: &SessionId| CodeRecord {
+        code: code.clone(),
+        session_id: session_id.clone(),
+        created_at: T0,
+        expires_at: T0 + 600_000,
+        claimed_at: None,
+        forget_at: T0 + 1_200_000,
+    };
+    assert!(a.create_code(record(&first)).await.unwrap());
+    // Another node draws the same code for another session: refused, nothing written.
+    assert!(!b.create_code(record(&second)).await.unwrap());
+    let claimed = b
+        .claim_code(&code, &agent("bob"), key('b'), T0 + 1)
+        .await
+        .unwrap();
+    match claimed {
+        ClaimOutcome::Claimed { record } => assert_eq!(record.id, first, "still the first session"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -22,6 +22,9 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// An invariant that should hold did not (answered `internal_error`, logged).
+    #[error("internal: {0}")]
+    Internal(&'static str),
 }
 
 impl RelayError {

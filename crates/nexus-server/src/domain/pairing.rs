@@ -15,6 +15,9 @@ use super::{Relay, RelayError, caller, json_body, rate_limited, session_id, ts};
 use crate::secrets::{new_pair_code, new_session_key};
 use crate::store::{ClaimOutcome, CodeRecord, CodeState};
 
+/// Codes drawn before giving up on a collision-free one.
+const CODE_ATTEMPTS: usize = 8;
+
 fn code_not_found() -> RelayError {
     RelayError::new(ErrorCode::CodeNotFound, "no such pairing code")
 }
@@ -36,22 +39,31 @@ impl Relay {
         let now = self.now();
         self.existing(&id, now).await?;
         let ttl_ms: Millis = self.config.pair_code_ttl_seconds * 1000;
-        let code = new_pair_code()?;
-        let record = CodeRecord {
-            code: code.clone(),
-            session_id: id,
-            created_at: now,
-            expires_at: now + ttl_ms,
-            claimed_at: None,
-            forget_at: now + 2 * ttl_ms,
-        };
-        let expires_at = record.expires_at;
-        self.store.create_code(record).await?;
-        Ok(PairCreated {
-            url: format!("{}/p/{}", self.public_url, code),
-            code: code.to_string(),
-            expires_at: ts(expires_at),
-        })
+        // A fresh 47-bit code collides with a known one about once in 10^9 codes at 100,000
+        // live codes; the store refuses a collision (it would repoint someone's code), and a new
+        // code is drawn. Eight collisions in a row mean the random source is broken.
+        for _ in 0..CODE_ATTEMPTS {
+            let code = new_pair_code()?;
+            let record = CodeRecord {
+                code: code.clone(),
+                session_id: id.clone(),
+                created_at: now,
+                expires_at: now + ttl_ms,
+                claimed_at: None,
+                forget_at: now + 2 * ttl_ms,
+            };
+            let expires_at = record.expires_at;
+            if self.store.create_code(record).await? {
+                return Ok(PairCreated {
+                    url: format!("{}/p/{}", self.public_url, code),
+                    code: code.to_string(),
+                    expires_at: ts(expires_at),
+                });
+            }
+        }
+        Err(RelayError::Internal(
+            "eight pairing codes in a row collided with known ones",
+        ))
     }
 
     /// `POST /v1/pair/:code/claim`.

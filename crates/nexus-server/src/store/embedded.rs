@@ -543,9 +543,14 @@ impl Store for EmbeddedStore {
         Some(lock(shared).wake.subscribe())
     }
 
-    async fn create_code(&self, record: CodeRecord) -> StoreResult<()> {
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<bool> {
         let pending = {
             let mut codes = lock(&self.codes);
+            if codes.get(&record.code).is_some_and(|known| {
+                self.code_state_locked(known, record.created_at) != CodeState::Unknown
+            }) {
+                return Ok(false);
+            }
             let pending = match &self.journal {
                 Some(j) => Some(j.write(vec![Op::put_code(&record)?])?),
                 None => None,
@@ -553,7 +558,8 @@ impl Store for EmbeddedStore {
             codes.insert(record.code.clone(), record);
             pending
         };
-        Self::settle(pending).await
+        Self::settle(pending).await?;
+        Ok(true)
     }
 
     async fn claim_code(
@@ -925,6 +931,44 @@ mod tests {
         assert_eq!(
             store.code_state(&code, T0).await.unwrap(),
             (CodeState::Unknown, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_code_that_is_already_known_is_never_overwritten() {
+        let store = EmbeddedStore::in_memory(DEADLINES);
+        let first = SessionId::from_random([6; 24]);
+        let second = SessionId::from_random([7; 24]);
+        store.create_session(record(&first), 10).await.unwrap();
+        store.create_session(record(&second), 10).await.unwrap();
+        let code = PairCode::from_random(99);
+        let code_for = |session_id: &SessionId, at: Millis| CodeRecord {
+            code: code.clone(),
+            session_id: session_id.clone(),
+            created_at: at,
+            expires_at: at + 600_000,
+            claimed_at: None,
+            forget_at: at + 1_200_000,
+        };
+        assert!(store.create_code(code_for(&first, T0)).await.unwrap());
+        // Pending, then expired but remembered: a collision is refused either way.
+        assert!(!store.create_code(code_for(&second, T0 + 1)).await.unwrap());
+        assert!(
+            !store
+                .create_code(code_for(&second, T0 + 700_000))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.code_state(&code, T0 + 2).await.unwrap(),
+            (CodeState::Pending, Some(T0 + 600_000))
+        );
+        // Once forgotten, the code may be drawn again.
+        assert!(
+            store
+                .create_code(code_for(&second, T0 + 1_200_000))
+                .await
+                .unwrap()
         );
     }
 }

@@ -219,7 +219,7 @@ impl Store for Metered {
         self.inner.subscribe(id)
     }
 
-    async fn create_code(&self, record: CodeRecord) -> StoreResult<()> {
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<bool> {
         timed!(self, Op::CreateCode, self.inner.create_code(record))
     }
 

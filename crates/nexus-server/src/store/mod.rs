@@ -279,8 +279,10 @@ pub trait Store: Send + Sync + 'static {
     /// that cannot tell without I/O (Redis) always answers a handle; the read that follows says
     /// whether the session exists.
     fn subscribe(&self, id: &SessionId) -> Option<Wakeup>;
-    /// Stores a new pairing code. Durable on return.
-    async fn create_code(&self, record: CodeRecord) -> StoreResult<()>;
+    /// Stores a new pairing code unless that code is already known (pending, claimed or expired
+    /// and not yet forgotten): `false` then, and nothing is written, so a random collision can
+    /// never repoint someone's code at another session. Durable on return.
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<bool>;
     /// Claims a pending code and joins `agent` at once (single use). Durable on return.
     async fn claim_code(
         &self,

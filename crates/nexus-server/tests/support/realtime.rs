@@ -134,7 +134,7 @@ impl Store for RealTime<dyn Store> {
         self.inner.subscribe(id)
     }
 
-    async fn create_code(&self, record: CodeRecord) -> StoreResult<()> {
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<bool> {
         self.run(move |s| async move { s.create_code(record).await })
             .await
     }

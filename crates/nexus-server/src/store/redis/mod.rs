@@ -490,18 +490,24 @@ impl Store for RedisStore {
         Some(self.wakeups.subscribe(&keys::session_tag(id)))
     }
 
-    async fn create_code(&self, record: CodeRecord) -> StoreResult<()> {
+    async fn create_code(&self, record: CodeRecord) -> StoreResult<bool> {
         let sk = self.keys.session(&record.session_id);
         let ttl = |deadline: Millis| {
             deadline.saturating_sub(record.created_at) + self.options.grace.as_millis() as u64
         };
-        let mut pipe = ::redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.keys.code_pointer(&record.code))
+        // The pointer first, only if the code is new (`NX`): a collision with a known code
+        // writes nothing, and the caller draws another code.
+        let mut set = ::redis::cmd("SET");
+        set.arg(self.keys.code_pointer(&record.code))
             .arg(record.session_id.as_str())
             .arg("PX")
             .arg(ttl(record.forget_at))
-            .ignore();
+            .arg("NX");
+        let created: Option<String> = self.conn.query(&set).await?;
+        if created.is_none() {
+            return Ok(false);
+        }
+        let mut pipe = ::redis::pipe();
         let rec_key = self.keys.code_record(&sk, &record.code);
         pipe.cmd("HSET")
             .arg(&rec_key)
@@ -517,7 +523,7 @@ impl Store for RedisStore {
             .arg(ttl(record.forget_at))
             .ignore();
         self.conn.pipeline(&pipe).await?;
-        Ok(())
+        Ok(true)
     }
 
     async fn claim_code(

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cursor::Cursor;
 use crate::error::FieldProblem;
+use crate::time::Timestamp;
 use crate::validate;
 
 /// Longest greeting, in characters.
@@ -239,8 +240,10 @@ pub struct SessionCreated {
     pub state: String,
     pub ttl: u64,
     pub max_agents: u64,
-    pub expires_at: String,
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator_agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,8 +258,10 @@ pub struct SessionCreated {
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
     pub agent_id: String,
-    pub joined_at: String,
-    pub last_seen_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub joined_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
     pub creator: bool,
 }
 
@@ -272,8 +277,10 @@ pub struct SessionStatus {
     pub agents: Vec<String>,
     pub members: Vec<MemberInfo>,
     pub creator_agent_id: Option<String>,
-    pub expires_at: String,
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: Timestamp,
 }
 
 /// `POST /v1/sessions/:id/join` → 200.
@@ -285,7 +292,8 @@ pub struct Joined {
     pub session_id: String,
     pub agents_online: u64,
     pub session_key: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `DELETE /v1/sessions/:id/agents/:agentId` → 200 (`ok: true` is required by the bash client).
@@ -308,7 +316,8 @@ pub struct Renewed {
     pub session_id: String,
     pub state: String,
     pub ttl: u64,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
     pub agents: Vec<String>,
 }
 
@@ -320,8 +329,10 @@ pub struct MessageSent {
     pub id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
-    pub sent_at: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sent_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redacted: Option<Vec<String>>,
@@ -341,8 +352,10 @@ pub struct Message {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
     pub verified: bool,
-    pub sent_at: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sent_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// Presence entry of a poll with `members=true`.
@@ -351,7 +364,8 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     pub agent_id: String,
-    pub last_seen_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
 }
 
 /// `GET /v1/sessions/:id/messages` → 200.
@@ -377,7 +391,8 @@ pub struct PollResponse {
 pub struct PairCreated {
     pub code: String,
     pub url: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `POST /v1/pair/:code/claim` → 200.
@@ -388,7 +403,8 @@ pub struct Claimed {
     pub session_id: String,
     pub status: String,
     pub session_key: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `GET /v1/pair/:code/status` → 200.

@@ -9,13 +9,15 @@
 //!   in `DATA_DIR` via redb).
 //!
 //! [`config`] holds every setting; [`clock`] is the one source of time; [`server`] binds, serves and
-//! shuts down gracefully; [`connections`] caps open connections.
+//! shuts down gracefully; [`connections`] caps open connections; [`logging`] writes logs to stderr
+//! off the request path.
 
 pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -12,6 +12,7 @@ use axum::response::Response;
 use futures_util::FutureExt;
 
 use super::error::internal_error_response;
+use crate::logging::ACCESS_TARGET;
 use crate::secrets::new_request_id;
 
 tokio::task_local! {
@@ -27,11 +28,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = new_request_id();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "<unmatched>".to_owned());
+    // A shared string: cloning it does not copy the template.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
     let run = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
     let mut response = match REQUEST_ID.scope(id.clone(), run).await {
         Ok(response) => response,
@@ -44,7 +43,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", v);
     }
     tracing::info!(
-        target: "nexus::access",
+        target: ACCESS_TARGET,
         request_id = %id,
         method = %method,
         route = %route,

@@ -13,15 +13,15 @@ use futures_util::FutureExt;
 
 use super::error::internal_error_response;
 use crate::logging::ACCESS_TARGET;
-use crate::secrets::new_request_id;
+use crate::secrets::{RequestId, new_request_id};
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_ID: RequestId;
 }
 
 /// The id of the request being handled, inside a handler.
 pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID.try_with(|id| id.as_str().to_owned()).ok()
 }
 
 pub async fn observe(req: Request, next: Next) -> Response {
@@ -32,14 +32,14 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
     let run = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
-    let mut response = match REQUEST_ID.scope(id.clone(), run).await {
+    let mut response = match REQUEST_ID.scope(id, run).await {
         Ok(response) => response,
         Err(_) => {
             tracing::error!(request_id = %id, route = %route, "handler panicked");
-            REQUEST_ID.sync_scope(id.clone(), internal_error_response)
+            REQUEST_ID.sync_scope(id, internal_error_response)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-request-id", v);
     }
     tracing::info!(

@@ -20,6 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use nexus_proto::ErrorCode;
+use tower::ServiceBuilder;
 
 use crate::domain::{Relay, RelayError};
 
@@ -53,12 +54,17 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .route("/p/{code}", get(docs::pair_link))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            relay.clone(),
-            limits::rate_limit,
-        ))
-        .layer(axum::middleware::from_fn(observe::observe))
+        // One layer of the router (each `Router::layer` call boxes every route once more), run
+        // top to bottom: request id and access log, rate limit, body limit.
+        .layer(
+            ServiceBuilder::new()
+                .layer(observe::ObserveLayer)
+                .layer(axum::middleware::from_fn_with_state(
+                    relay.clone(),
+                    limits::rate_limit,
+                ))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
         .with_state(relay)
 }
 

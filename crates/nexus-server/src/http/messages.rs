@@ -3,12 +3,12 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{MessageSent, PollResponse, SendRequest};
 
 use super::AppState;
-use super::extract::{AGENT_ID, Body, IDEMPOTENCY_KEY, PathParams, SESSION_KEY, header};
+use super::extract::{Body, PathParams, ProtocolHeaders};
 use crate::domain::RelayError;
 
 /// Send a message (`text` and/or `json`); secrets are redacted before storage.
@@ -39,15 +39,15 @@ use crate::domain::RelayError;
 pub async fn send(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<MessageSent>), RelayError> {
     let sent = relay
         .send(
             &id,
-            header(&headers, AGENT_ID).as_deref(),
-            header(&headers, SESSION_KEY).as_deref(),
-            header(&headers, IDEMPOTENCY_KEY).as_deref(),
+            headers.agent_id().as_deref(),
+            headers.session_key().as_deref(),
+            headers.idempotency_key().as_deref(),
             &body,
         )
         .await?;
@@ -85,11 +85,11 @@ pub async fn send(
 pub async fn poll(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PollResponse>, RelayError> {
     let page = relay
-        .poll(&id, header(&headers, AGENT_ID).as_deref(), query.as_deref())
+        .poll(&id, headers.agent_id().as_deref(), query.as_deref())
         .await?;
     Ok(Json(page))
 }

@@ -76,7 +76,13 @@ impl Relay {
                 )]));
             }
         };
-        let req = SendRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?;
+        let req = match SendRequest::parse_valid(body) {
+            Some(req) => req,
+            // Not a valid body: the field-by-field reading names every problem.
+            None => {
+                SendRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?
+            }
+        };
         let idempotency = idempotency_key.map(|k| {
             let mut h = Sha256::new();
             // Length-prefixed so that text and json cannot be confused with each other.

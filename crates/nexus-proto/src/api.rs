@@ -224,13 +224,14 @@ impl Default for PollQuery {
 impl PollQuery {
     /// Parses decoded query pairs; unknown parameters are ignored, a repeated one takes the last
     /// value.
-    pub fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, Vec<FieldProblem>> {
         let mut q = Self::default();
         let mut problems = Vec::new();
         for (k, v) in pairs {
-            match k {
+            let v = v.as_ref();
+            match k.as_ref() {
                 "after" => match Cursor::parse(v) {
                     Ok(c) => q.after = Some(c),
                     Err(e) => problems.push(FieldProblem::new("after", e.to_string())),
@@ -611,7 +612,10 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(fields(err), ["after", "members", "wait", "limit"]);
-        assert_eq!(PollQuery::from_pairs([]).unwrap(), PollQuery::default());
+        assert_eq!(
+            PollQuery::from_pairs::<&str, &str>([]).unwrap(),
+            PollQuery::default()
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Message endpoints: `POST /v1/sessions/:id/messages` (201, or 200 for an idempotent repeat) and
 //! `GET /v1/sessions/:id/messages` (poll and long-poll).
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -88,8 +90,10 @@ pub async fn poll(
     headers: ProtocolHeaders,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PollResponse>, RelayError> {
-    let page = relay
-        .poll(&id, headers.agent_id().as_deref(), query.as_deref())
-        .await?;
+    // Nothing of the request is kept while a long-poll waits: the header values share the
+    // buffer the request was read into, which can then be freed.
+    let agent = headers.agent_id().map(Cow::into_owned);
+    drop(headers);
+    let page = relay.poll(&id, agent.as_deref(), query.as_deref()).await?;
     Ok(Json(page))
 }

@@ -28,6 +28,9 @@ pub const RESERVE_BLOCK: u64 = 1024;
 struct Entry {
     rec: SessionRecord,
     messages: VecDeque<Arc<StoredMessage>>,
+    /// The messages' expiries never decrease front to back (they only do after a renew
+    /// shortened the TTL): then the unexpired ones are a suffix, counted in O(log n).
+    expiry_sorted: bool,
     /// (sender, Idempotency-Key) → (body digest, cursor).
     idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
     wake: watch::Sender<u64>,
@@ -42,6 +45,7 @@ impl Entry {
         Self {
             rec,
             messages: VecDeque::new(),
+            expiry_sorted: true,
             idempotency: HashMap::new(),
             wake,
             durable_ceiling,
@@ -84,8 +88,28 @@ impl Entry {
         }
     }
 
+    /// Unexpired messages held. Called on every append (the quota): without a scan of the
+    /// whole session unless a shortened TTL left expiries out of order.
     fn held_messages(&self, now: Millis) -> u64 {
-        self.messages.iter().filter(|m| m.expires_at > now).count() as u64
+        let held = if self.expiry_sorted {
+            self.messages.len() - self.messages.partition_point(|m| m.expires_at <= now)
+        } else {
+            self.messages.iter().filter(|m| m.expires_at > now).count()
+        };
+        held as u64
+    }
+
+    fn push_message(&mut self, message: Arc<StoredMessage>) {
+        if self.messages.is_empty() {
+            self.expiry_sorted = true;
+        } else if self
+            .messages
+            .back()
+            .is_some_and(|last| message.expires_at < last.expires_at)
+        {
+            self.expiry_sorted = false;
+        }
+        self.messages.push_back(message);
     }
 
     fn find(&self, cursor: Cursor) -> Option<&Arc<StoredMessage>> {
@@ -459,7 +483,7 @@ impl Store for EmbeddedStore {
                         e.idempotency
                             .insert((stored.agent_id.clone(), key), (digest, Cursor(next)));
                     }
-                    e.messages.push_back(stored.clone());
+                    e.push_message(stored.clone());
                     e.wake.send_replace(next);
                     self.mark_dirty(id);
                     self.reserve_ahead(&shared, &mut e, next)?;
@@ -841,6 +865,53 @@ mod tests {
         assert_eq!(
             store.code_state(&code, T0 + 1).await.unwrap(),
             (CodeState::Pending, Some(T0 + 600_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn held_messages_are_counted_exactly_even_after_a_shorter_ttl() {
+        let store = EmbeddedStore::in_memory(DEADLINES);
+        let id = SessionId::from_random([5; 24]);
+        store.create_session(record(&id), 10).await.unwrap();
+        let limits = |max| AppendLimits {
+            max_messages: max,
+            require_key: false,
+        };
+        let send = |at: Millis, max: u64| {
+            let store = &store;
+            let id = &id;
+            async move {
+                match store
+                    .append(id, message("m"), limits(max), at)
+                    .await
+                    .unwrap()
+                {
+                    AppendOutcome::Stored(_) => true,
+                    AppendOutcome::QuotaExceeded => false,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        let held = |at| {
+            let store = &store;
+            async move { store.stats(at).await.unwrap().messages }
+        };
+        // In order: two messages expiring an hour later, one a second later.
+        assert!(send(T0 + 1, 10).await);
+        assert!(send(T0 + 2, 10).await);
+        assert_eq!(held(T0 + 3).await, 2);
+        assert!(!send(T0 + 3, 2).await, "the quota counts both");
+        // A renew shortens the TTL: the next message expires before the earlier ones.
+        store.renew(&id, Some(1), T0 + 4).await.unwrap();
+        assert!(send(T0 + 5, 10).await);
+        assert_eq!(held(T0 + 6).await, 3);
+        // The session lives on (a longer TTL again); the short-lived message expires first.
+        store.renew(&id, Some(3600), T0 + 500).await.unwrap();
+        assert_eq!(held(T0 + 2_000).await, 2, "the short-lived one has expired");
+        assert!(!send(T0 + 2_000, 2).await);
+        assert!(
+            send(T0 + 2_000, 3).await,
+            "an expired message frees its place"
         );
     }
 

@@ -28,9 +28,14 @@ pub const RESERVE_BLOCK: u64 = 1024;
 struct Entry {
     rec: SessionRecord,
     messages: VecDeque<Arc<StoredMessage>>,
-    /// The messages' expiries never decrease front to back (they only do after a renew
-    /// shortened the TTL): then the unexpired ones are a suffix, counted in O(log n).
+    /// The messages' expiries never decrease front to back (they do after a renew shortened
+    /// the TTL, or when concurrent sends took `now` in one order and the lock in the other):
+    /// then the unexpired ones are a suffix, counted in O(log n).
     expiry_sorted: bool,
+    /// Expiry of the newest message (kept here so a send does not read that message).
+    newest_expiry: Millis,
+    /// Waiting in the store's dirty set for the next batched flush.
+    dirty: bool,
     /// (sender, Idempotency-Key) → (body digest, cursor).
     idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
     wake: watch::Sender<u64>,
@@ -46,6 +51,8 @@ impl Entry {
             rec,
             messages: VecDeque::new(),
             expiry_sorted: true,
+            newest_expiry: 0,
+            dirty: false,
             idempotency: HashMap::new(),
             wake,
             durable_ceiling,
@@ -88,8 +95,8 @@ impl Entry {
         }
     }
 
-    /// Unexpired messages held. Called on every append (the quota): without a scan of the
-    /// whole session unless a shortened TTL left expiries out of order.
+    /// Unexpired messages held: without a scan of the whole session unless expiries are out of
+    /// order.
     fn held_messages(&self, now: Millis) -> u64 {
         let held = if self.expiry_sorted {
             self.messages.len() - self.messages.partition_point(|m| m.expires_at <= now)
@@ -99,16 +106,19 @@ impl Entry {
         held as u64
     }
 
+    /// Whether one more message would exceed `max` unexpired messages. Messages held (expired
+    /// or not) bound the count, so it is only taken when the session could be full.
+    fn is_full(&self, max: u64, now: Millis) -> bool {
+        self.messages.len() as u64 >= max && self.held_messages(now) >= max
+    }
+
     fn push_message(&mut self, message: Arc<StoredMessage>) {
         if self.messages.is_empty() {
             self.expiry_sorted = true;
-        } else if self
-            .messages
-            .back()
-            .is_some_and(|last| message.expires_at < last.expires_at)
-        {
+        } else if message.expires_at < self.newest_expiry {
             self.expiry_sorted = false;
         }
+        self.newest_expiry = message.expires_at;
         self.messages.push_back(message);
     }
 
@@ -212,9 +222,12 @@ impl EmbeddedStore {
         }
     }
 
-    fn mark_dirty(&self, id: &SessionId) {
-        if self.journal.is_some() {
-            lock(&self.dirty).insert(id.clone());
+    /// Queues a locked session for the next batched flush (sliding expiry, `lastSeenAt`). The
+    /// shared set is touched once per flush period, not on every send and poll.
+    fn mark_dirty(&self, e: &mut Entry) {
+        if self.journal.is_some() && !e.dirty {
+            e.dirty = true;
+            lock(&self.dirty).insert(e.rec.id.clone());
         }
     }
 
@@ -235,7 +248,7 @@ impl EmbeddedStore {
         now: Millis,
     ) -> StoreResult<Result<Option<Durable>, JoinOutcome>> {
         if e.prune(now, self.deadlines.inactivity_ms) {
-            self.mark_dirty(&e.rec.id);
+            self.mark_dirty(e);
         }
         if e.rec.member(agent).is_some() {
             return Ok(Err(JoinOutcome::AgentIdTaken));
@@ -337,7 +350,7 @@ impl Store for EmbeddedStore {
         };
         let mut e = lock(&shared);
         if e.prune(now, self.deadlines.inactivity_ms) {
-            self.mark_dirty(id);
+            self.mark_dirty(&mut e);
         }
         Ok(Some(e.rec.clone()))
     }
@@ -423,7 +436,7 @@ impl Store for EmbeddedStore {
             let reservation = {
                 let mut e = lock(&shared);
                 if e.prune(now, self.deadlines.inactivity_ms) {
-                    self.mark_dirty(id);
+                    self.mark_dirty(&mut e);
                 }
                 let Some(member) = e.rec.member(&msg.agent_id) else {
                     return Ok(AppendOutcome::NotMember);
@@ -446,7 +459,7 @@ impl Store for EmbeddedStore {
                         }
                     }
                 }
-                if e.held_messages(now) >= limits.max_messages {
+                if e.is_full(limits.max_messages, now) {
                     return Ok(AppendOutcome::QuotaExceeded);
                 }
                 let next = e.rec.last_cursor + 1;
@@ -484,8 +497,14 @@ impl Store for EmbeddedStore {
                             .insert((stored.agent_id.clone(), key), (digest, Cursor(next)));
                     }
                     e.push_message(stored.clone());
-                    e.wake.send_replace(next);
-                    self.mark_dirty(id);
+                    // Wake parked polls; with none, only the value changes (a notification
+                    // takes a lock per slot of the channel's waiter list).
+                    let listening = e.wake.receiver_count() > 0;
+                    e.wake.send_if_modified(|last| {
+                        *last = next;
+                        listening
+                    });
+                    self.mark_dirty(&mut e);
                     self.reserve_ahead(&shared, &mut e, next)?;
                     return Ok(AppendOutcome::Stored(stored));
                 }
@@ -516,7 +535,7 @@ impl Store for EmbeddedStore {
         };
         m.last_seen_at = now;
         e.touch(now);
-        self.mark_dirty(id);
+        self.mark_dirty(&mut e);
         e.drop_expired_messages(now);
         let lost = e.rec.lost_through;
         let mut truncated = lost > 0 && after.is_none_or(|a| a.0 < lost);
@@ -662,7 +681,7 @@ impl Store for EmbeddedStore {
                     gone.push(id.clone());
                 } else {
                     if e.prune(now, self.deadlines.inactivity_ms) {
-                        self.mark_dirty(id);
+                        self.mark_dirty(&mut e);
                     }
                     e.drop_expired_messages(now);
                 }
@@ -687,7 +706,8 @@ impl Store for EmbeddedStore {
         for id in ids {
             let shared = lock(&self.sessions).get(&id).cloned();
             if let Some(shared) = shared {
-                let e = lock(&shared);
+                let mut e = lock(&shared);
+                e.dirty = false;
                 ops.push(Op::put_session(&e.rec)?);
                 if ops.len() >= 1024 {
                     journal.write_later(std::mem::take(&mut ops))?;
@@ -913,6 +933,28 @@ mod tests {
             send(T0 + 2_000, 3).await,
             "an expired message frees its place"
         );
+    }
+
+    #[tokio::test]
+    async fn sliding_expiry_reaches_the_disk_at_every_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([6; 24]);
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            read_all(&store, &id, None).await; // slides the expiry at T0 + 2
+            store.flush().await.unwrap();
+            // Dirty again after a flush: the next flush writes it again.
+            store
+                .append(&id, message("later"), LIMITS, T0 + 50)
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+            // No close(): what is on disk is what the flushes wrote.
+        }
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0 + 60).unwrap();
+        let rec = store.session(&id, T0 + 60).await.unwrap().unwrap();
+        assert_eq!(rec.expires_at, T0 + 50 + 3_600_000);
     }
 
     #[cfg(unix)]

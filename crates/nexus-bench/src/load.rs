@@ -15,6 +15,8 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::procs;
+
 pub type Req = Request<Full<Bytes>>;
 /// Builds request number `seq` of connection `conn`.
 pub type MakeReq = Arc<dyn Fn(usize, u64) -> Req + Send + Sync>;
@@ -84,11 +86,21 @@ pub struct LoadResult {
     pub secs: f64,
     /// Latencies in µs of the requests completed in the window.
     pub lat_us: Vec<u32>,
+    /// Responses received over the whole run (warm-up and window).
+    pub served: u64,
+    /// CPU time the server used over the whole run (after the connections were open), s.
+    pub server_cpu_secs: f64,
 }
 
 impl LoadResult {
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.secs
+    }
+    /// Server CPU time per response in µs: what one request costs the server, whatever else
+    /// runs on the machine (unlike throughput, which shares the cores with the load generator
+    /// and with other processes).
+    pub fn cpu_us_per_request(&self) -> f64 {
+        self.server_cpu_secs * 1e6 / self.served as f64
     }
     pub fn pct(&mut self, q: f64) -> f64 {
         percentile(&mut self.lat_us, q)
@@ -107,9 +119,10 @@ pub fn percentile<T: Copy + Ord + Into<f64>>(v: &mut [T], q: f64) -> f64 {
 
 /// Drives `conns` connections as fast as they go for `warmup + window`, counting and timing only
 /// the responses that complete within the window. A response whose status is not `expect`
-/// counts as an error.
+/// counts as an error. The CPU time of process `pid` (the server) is read around the run.
 pub async fn closed_loop(
     addr: SocketAddr,
+    pid: u32,
     conns: usize,
     warmup: Duration,
     window: Duration,
@@ -117,6 +130,7 @@ pub async fn closed_loop(
     make: MakeReq,
 ) -> Result<LoadResult> {
     let pool = open_many(addr, conns).await?;
+    let cpu0 = procs::cpu_secs(pid)?;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let (from, until) = (start + warmup, start + warmup + window);
@@ -133,6 +147,9 @@ pub async fn closed_loop(
                 let t0 = Instant::now();
                 let res = conn.call(req).await;
                 let t1 = Instant::now();
+                if res.is_ok() {
+                    r.served += 1;
+                }
                 if t1 < from || t1 > until {
                     if t1 > until {
                         break;
@@ -165,8 +182,10 @@ pub async fn closed_loop(
         let r = t.await?;
         total.ok += r.ok;
         total.errors += r.errors;
+        total.served += r.served;
         total.lat_us.extend(r.lat_us);
     }
+    total.server_cpu_secs = procs::cpu_secs(pid)? - cpu0;
     Ok(total)
 }
 

@@ -199,18 +199,19 @@ fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
-/// Closed-loop sends spread over `nodes` (connections split evenly), summed.
+/// Closed-loop sends spread over `nodes` (address and pid; connections split evenly), summed.
 async fn run_sends(
-    nodes: &[SocketAddr],
+    nodes: &[(SocketAddr, u32)],
     conns: usize,
     warmup: Duration,
     window: Duration,
     make: &MakeReq,
 ) -> Result<(f64, u64, f64)> {
     let per = (conns / nodes.len()).max(1);
-    let runs = nodes.iter().map(|addr| {
+    let runs = nodes.iter().map(|(addr, pid)| {
         load::closed_loop(
             *addr,
+            *pid,
             per,
             warmup,
             window,
@@ -360,11 +361,17 @@ async fn measure(
 
     let embedded_sessions = Arc::new(sessions(embedded.addr, sizes.sessions).await?);
     let redis_sessions = Arc::new(sessions(node_a.addr, sizes.sessions).await?);
-    let targets: [(Vec<SocketAddr>, MakeReq); 3] = [
-        (vec![embedded.addr], sender(embedded_sessions)),
-        (vec![node_a.addr], sender(redis_sessions.clone())),
+    let targets: [(Vec<(SocketAddr, u32)>, MakeReq); 3] = [
         (
-            vec![node_a.addr, node_b.addr],
+            vec![(embedded.addr, embedded.pid())],
+            sender(embedded_sessions),
+        ),
+        (
+            vec![(node_a.addr, node_a.pid())],
+            sender(redis_sessions.clone()),
+        ),
+        (
+            vec![(node_a.addr, node_a.pid()), (node_b.addr, node_b.pid())],
             sender(redis_sessions.clone()),
         ),
     ];

@@ -172,12 +172,14 @@ struct Series {
     p50: Vec<f64>,
     p99: Vec<f64>,
     p999: Vec<f64>,
+    cpu_us: Vec<f64>,
     errors: u64,
 }
 
 impl Series {
     fn push(&mut self, mut r: LoadResult) {
         self.rps.push(r.rps());
+        self.cpu_us.push(r.cpu_us_per_request());
         self.p50.push(r.pct(0.50) / 1000.0);
         self.p99.push(r.pct(0.99) / 1000.0);
         self.p999.push(r.pct(0.999) / 1000.0);
@@ -225,13 +227,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| scenario | conns | nexus req/s | baseline req/s | nexus / baseline | nexus p50 / p99 / p99.9 ms | baseline p50 / p99 / p99.9 ms | errors |"
+            "| scenario | conns | nexus req/s | baseline req/s | nexus / baseline | nexus p50 / p99 / p99.9 ms | baseline p50 / p99 / p99.9 ms | server CPU µs/req nexus / baseline | errors |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for t in &self.throughput {
+            let (cpu_a, cpu_b) = (median(&t.nexus.cpu_us), median(&t.base.cpu_us));
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {:.0} | {:.2} (rounds {}) | {} | {} | {} |",
+                "| {} | {} | {:.0} | {:.0} | {:.2} (rounds {}) | {} | {} | {:.1} / {:.1} = {:.2} | {} |",
                 t.name,
                 t.conns,
                 median(&t.nexus.rps),
@@ -244,6 +247,9 @@ impl Report {
                     .join(" "),
                 t.nexus.lat(),
                 t.base.lat(),
+                cpu_a,
+                cpu_b,
+                cpu_a / cpu_b,
                 t.nexus.errors + t.base.errors,
             );
         }
@@ -503,17 +509,35 @@ async fn alternate(
         ratios: Vec::new(),
     };
     for round in 0..s.rounds {
-        let a =
-            load::closed_loop(nexus.addr, conns, s.warmup, s.window, expect, make.clone()).await?;
-        let b =
-            load::closed_loop(base.addr, conns, s.warmup, s.window, expect, make.clone()).await?;
+        let a = load::closed_loop(
+            nexus.addr,
+            nexus.pid(),
+            conns,
+            s.warmup,
+            s.window,
+            expect,
+            make.clone(),
+        )
+        .await?;
+        let b = load::closed_loop(
+            base.addr,
+            base.pid(),
+            conns,
+            s.warmup,
+            s.window,
+            expect,
+            make.clone(),
+        )
+        .await?;
         let ratio = a.rps() / b.rps();
         eprintln!(
-            "{name} x{conns} round {}: nexus {:.0}/s ({} errors), baseline {:.0}/s, ratio {ratio:.2}",
+            "{name} x{conns} round {}: nexus {:.0}/s ({} errors, {:.1} µs CPU/req), baseline {:.0}/s ({:.1} µs CPU/req), ratio {ratio:.2}",
             round + 1,
             a.rps(),
             a.errors,
-            b.rps()
+            a.cpu_us_per_request(),
+            b.rps(),
+            b.cpu_us_per_request(),
         );
         if a.ok == 0 {
             bail!("{name}: no successful request against the relay");

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cursor::Cursor;
 use crate::error::FieldProblem;
+use crate::time::Timestamp;
 use crate::validate;
 
 /// Longest greeting, in characters.
@@ -113,7 +114,35 @@ pub struct SendRequest {
     pub json: Option<Value>,
 }
 
+/// The shape of a well-formed send body, read straight from the bytes (no `Value` tree for the
+/// whole body). Anything it cannot take as is goes through [`SendRequest::from_json`].
+#[derive(Deserialize)]
+struct SendBody {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    json: Option<Value>,
+}
+
 impl SendRequest {
+    /// A send body parsed in one pass, when it is a valid one: a JSON object whose `text` is a
+    /// non-empty string or absent/`null` and whose `json` is anything (`null` counts as absent),
+    /// with at least one of them. `None` for everything else — malformed JSON, another shape,
+    /// a repeated key — which [`SendRequest::from_json`] then answers with the same problems as
+    /// always (so this is only a faster road to the same result).
+    pub fn parse_valid(body: &[u8]) -> Option<Self> {
+        // Derived struct deserializers also accept a JSON array; only objects are bodies.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let SendBody { text, json } = serde_json::from_slice(body).ok()?;
+        match (&text, &json) {
+            (Some(t), _) if t.is_empty() => None,
+            (None, None) => None,
+            _ => Some(Self { text, json }),
+        }
+    }
+
     pub fn from_json(body: Value) -> Result<Self, Vec<FieldProblem>> {
         let map = validate::object(body)?;
         let mut problems = Vec::new();
@@ -195,13 +224,14 @@ impl Default for PollQuery {
 impl PollQuery {
     /// Parses decoded query pairs; unknown parameters are ignored, a repeated one takes the last
     /// value.
-    pub fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, Vec<FieldProblem>> {
         let mut q = Self::default();
         let mut problems = Vec::new();
         for (k, v) in pairs {
-            match k {
+            let v = v.as_ref();
+            match k.as_ref() {
                 "after" => match Cursor::parse(v) {
                     Ok(c) => q.after = Some(c),
                     Err(e) => problems.push(FieldProblem::new("after", e.to_string())),
@@ -239,8 +269,10 @@ pub struct SessionCreated {
     pub state: String,
     pub ttl: u64,
     pub max_agents: u64,
-    pub expires_at: String,
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator_agent_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,8 +287,10 @@ pub struct SessionCreated {
 #[serde(rename_all = "camelCase")]
 pub struct MemberInfo {
     pub agent_id: String,
-    pub joined_at: String,
-    pub last_seen_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub joined_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
     pub creator: bool,
 }
 
@@ -272,8 +306,10 @@ pub struct SessionStatus {
     pub agents: Vec<String>,
     pub members: Vec<MemberInfo>,
     pub creator_agent_id: Option<String>,
-    pub expires_at: String,
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: Timestamp,
 }
 
 /// `POST /v1/sessions/:id/join` → 200.
@@ -285,7 +321,8 @@ pub struct Joined {
     pub session_id: String,
     pub agents_online: u64,
     pub session_key: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `DELETE /v1/sessions/:id/agents/:agentId` → 200 (`ok: true` is required by the bash client).
@@ -308,7 +345,8 @@ pub struct Renewed {
     pub session_id: String,
     pub state: String,
     pub ttl: u64,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
     pub agents: Vec<String>,
 }
 
@@ -320,8 +358,10 @@ pub struct MessageSent {
     pub id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
-    pub sent_at: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sent_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redacted: Option<Vec<String>>,
@@ -341,8 +381,10 @@ pub struct Message {
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "42"))]
     pub cursor: Cursor,
     pub verified: bool,
-    pub sent_at: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub sent_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// Presence entry of a poll with `members=true`.
@@ -351,7 +393,8 @@ pub struct Message {
 #[serde(rename_all = "camelCase")]
 pub struct Presence {
     pub agent_id: String,
-    pub last_seen_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub last_seen_at: Timestamp,
 }
 
 /// `GET /v1/sessions/:id/messages` → 200.
@@ -377,7 +420,8 @@ pub struct PollResponse {
 pub struct PairCreated {
     pub code: String,
     pub url: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `POST /v1/pair/:code/claim` → 200.
@@ -388,7 +432,8 @@ pub struct Claimed {
     pub session_id: String,
     pub status: String,
     pub session_key: String,
-    pub expires_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub expires_at: Timestamp,
 }
 
 /// `GET /v1/pair/:code/status` → 200.
@@ -504,6 +549,44 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_parse_agrees_with_the_field_by_field_validation() {
+        // (body, read in one pass); every other body takes the field-by-field road.
+        let bodies = [
+            (r#"{"text": "hi"}"#, true),
+            (
+                r#"  {"text": "hi", "json": {"a": [1, null]}, "other": 5} "#,
+                true,
+            ),
+            (r#"{"json": false}"#, true),
+            (r#"{"json": 0, "text": null}"#, true),
+            (r#"{"text": "h\u00e9 \"q\""}"#, true),
+            (r#"{"te\u0078t": "escaped key"}"#, true),
+            (r#"{"text": "first", "text": "second"}"#, false),
+            (r#"{"json": null, "json": 1}"#, false),
+            (r#"{}"#, false),
+            (r#"{"text": ""}"#, false),
+            (r#"{"text": 5}"#, false),
+            (r#"{"json": null}"#, false),
+            (r#"["hi", null]"#, false),
+            (r#""text""#, false),
+            (r#"{"text": "hi"} trailing"#, false),
+            (r#"{"text": "hi""#, false),
+            ("", false),
+            ("null", false),
+        ];
+        for (body, one_pass) in bodies {
+            let slow = serde_json::from_slice::<Value>(body.as_bytes())
+                .ok()
+                .map(SendRequest::from_json);
+            let fast = SendRequest::parse_valid(body.as_bytes());
+            assert_eq!(fast.is_some(), one_pass, "{body}");
+            if let Some(fast) = fast {
+                assert_eq!(slow, Some(Ok(fast)), "{body}");
+            }
+        }
+    }
+
+    #[test]
     fn send_requires_text_or_json() {
         assert!(SendRequest::from_json(json!({})).is_err());
         assert!(SendRequest::from_json(json!({"text": ""})).is_err());
@@ -542,7 +625,10 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(fields(err), ["after", "members", "wait", "limit"]);
-        assert_eq!(PollQuery::from_pairs([]).unwrap(), PollQuery::default());
+        assert_eq!(
+            PollQuery::from_pairs::<&str, &str>([]).unwrap(),
+            PollQuery::default()
+        );
     }
 
     #[test]

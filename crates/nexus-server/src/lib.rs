@@ -11,7 +11,7 @@
 //!
 //! [`config`] holds every setting; [`clock`] is the one source of time; [`server`] binds, serves and
 //! shuts down gracefully; [`connections`] caps open connections; [`histogram`] is the lock-free
-//! latency histogram behind `/metrics`.
+//! latency histogram behind `/metrics`; [`logging`] writes logs to stderr off the request path.
 
 pub mod clock;
 pub mod config;
@@ -19,6 +19,7 @@ pub mod connections;
 pub mod domain;
 pub mod histogram;
 pub mod http;
+pub mod logging;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -1,5 +1,6 @@
-//! `nexus-server`: parse the configuration (flags over environment), set up logging to stderr,
-//! run the relay. Exit 0 after a graceful shutdown, 1 on a start-up failure.
+//! `nexus-server`: parse the configuration (flags over environment), set up logging to stderr
+//! (buffered off the request path, see `nexus_server::logging`), run the relay. Exit 0 after a
+//! graceful shutdown, 1 on a start-up failure.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -18,12 +19,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match nexus_server::server::run(config).await {
+    // Dropped when main returns: every buffered line is written before the process exits.
+    let logs = nexus_server::logging::init(filter, std::io::stderr().is_terminal());
+    let result = nexus_server::server::run(config).await;
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nexus-server: {e:#}");

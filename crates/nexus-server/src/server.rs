@@ -115,6 +115,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .handle(handle)
         .first_request_timeout(header_timeout)
         .accept_error_handler(|_, e| tracing::debug!(error = %e, "connection refused"));
+    if tls.is_none() {
+        // Plain HTTP is HTTP/1.1 (the protocol's clients, curl and the CLI, speak nothing else):
+        // no sniffing for an HTTP/2 preface, whose 24-byte first read makes hyper grow every
+        // connection's read buffer from 8 to 16 KiB. Over TLS, ALPN still offers HTTP/2.
+        server = server.http1_only();
+    }
     server
         .http_builder()
         .http1()

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
 use http_body_util::BodyExt;
-use nexus_server::http::observe::observe;
+use nexus_server::http::observe::ObserveLayer;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -43,7 +43,7 @@ async fn a_panicking_handler_answers_internal_error_quoting_the_request_id() {
             }),
         )
         .route("/fine", get(|| async { "ok" }))
-        .layer(axum::middleware::from_fn(observe));
+        .layer(ObserveLayer);
 
     let (status, id, body) = call(&app, "/boom").await;
     assert_eq!(status, 500);

@@ -76,7 +76,13 @@ impl Relay {
                 )]));
             }
         };
-        let req = SendRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?;
+        let req = match SendRequest::parse_valid(body) {
+            Some(req) => req,
+            // Not a valid body: the field-by-field reading names every problem.
+            None => {
+                SendRequest::from_json(json_body(body)?).map_err(RelayError::invalid_request)?
+            }
+        };
         let idempotency = idempotency_key.map(|k| {
             let mut h = Sha256::new();
             // Length-prefixed so that text and json cannot be confused with each other.
@@ -160,15 +166,10 @@ impl Relay {
     ) -> Result<PollResponse, RelayError> {
         let id = session_id(raw_id)?;
         let reader = caller(agent_header)?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
-            .map_err(|_| {
-                RelayError::invalid_request(vec![FieldProblem::new(
-                    "query",
-                    "is not a valid query string",
-                )])
-            })?;
-        let query = PollQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(RelayError::invalid_request)?;
+        // Decoded pairs borrow from the query string unless they hold escapes; bytes that are not
+        // UTF-8 once decoded are replaced, so they fail validation.
+        let pairs = form_urlencoded::parse(raw_query.unwrap_or("").as_bytes());
+        let query = PollQuery::from_pairs(pairs).map_err(RelayError::invalid_request)?;
         let mut deadline = Instant::now() + Duration::from_secs(query.wait);
         let mut capped = false;
         // Held while parked: at most MAX_WAITERS polls wait at once.
@@ -208,6 +209,8 @@ impl Relay {
             {
                 return Ok(self.page_response(page, &query));
             }
+            // Nothing of the empty read is kept while parked.
+            drop(page);
             if slot.is_none() {
                 slot = Some(self.waiters.try_park().ok_or_else(|| {
                     RelayError::new(

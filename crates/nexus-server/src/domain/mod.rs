@@ -21,7 +21,7 @@ pub mod sessions;
 use std::sync::Arc;
 
 use nexus_proto::api::{Capabilities, Health, Limits, Stats, StoreHealth};
-use nexus_proto::time::{Millis, format_rfc3339};
+use nexus_proto::time::{Millis, Timestamp};
 use nexus_proto::{AgentId, AgentIdError, ErrorCode, SessionId};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -188,6 +188,7 @@ pub(crate) fn json_body(body: &[u8]) -> Result<Value, RelayError> {
     })
 }
 
-pub(crate) fn ts(ms: Millis) -> String {
-    format_rfc3339(ms)
+/// A wire timestamp (formatted only when the response is serialized).
+pub(crate) fn ts(ms: Millis) -> Timestamp {
+    Timestamp(ms)
 }

@@ -1,72 +1,117 @@
 //! Secret redaction (SPEC §2 "Safety middleware"): `text` and every string value inside `json` (at
 //! any depth; object keys are left alone) are scanned before storage, and each match is replaced
-//! with `[REDACTED:<type>]`. One compiled alternation of patterns (the `regex` crate: linear
-//! time, no backtracking) is applied in a single pass per string; each match is then classified
-//! on its own text (a `RegexSet`), so the cost per match stays small. For assignments
-//! (`password=…`) and URLs with credentials only the secret part is replaced, so the reader still
-//! sees what was there.
+//! with `[REDACTED:<type>]`. The patterns are compiled once into one multi-pattern regex
+//! (`regex-automata`'s meta engine: lazy DFA, linear time, no backtracking) whose matches say
+//! which pattern matched, so a match costs no second regex pass. For assignments (`password=…`)
+//! and URLs with credentials only the secret part is replaced, so the reader still sees what was
+//! there; that part is found from the shape of the match (after the `:`/`=` separator, or
+//! between the user's `:` and the `@`).
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use regex::{Regex, RegexBuilder, RegexSet};
+use regex_automata::meta::Regex;
 use serde_json::Value;
 
-/// (type, pattern). Order matters where patterns overlap: the first alternative wins. `\b` is
-/// made ASCII-only when compiled (secrets are ASCII), which keeps the regex on its fast DFA even on
-/// non-ASCII text.
-const PATTERNS: &[(&str, &str)] = &[
+/// Where the secret is inside a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Secret {
+    /// The whole match.
+    Whole,
+    /// An assignment `name["']? : ["']?value`: the value after the first `:` or `=` (the name
+    /// part holds neither), past spaces and one quote, to the end of the match.
+    AfterSeparator,
+    /// `scheme://user:password@`: between the first `:` after `://` (the user holds none) and
+    /// the final `@`.
+    UrlPassword,
+}
+
+/// (type, pattern, where the secret is). Order matters where patterns overlap: at a given start
+/// the first pattern wins. `\b` is made ASCII-only when compiled (secrets are ASCII), which keeps
+/// the regex on its fast DFA even on non-ASCII text.
+const PATTERNS: &[(&str, &str, Secret)] = &[
     (
         "private_key",
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        Secret::Whole,
     ),
-    ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    (
+        "aws_access_key",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        Secret::Whole,
+    ),
     (
         "github_token",
         r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        Secret::Whole,
     ),
-    ("gitlab_token", r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_\-]{20,}"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    (
+        "gitlab_token",
+        r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_\-]{20,}",
+        Secret::Whole,
+    ),
+    (
+        "anthropic_key",
+        r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
+        Secret::Whole,
+    ),
     (
         "openai_key",
         r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        Secret::Whole,
     ),
     (
         "stripe_key",
         r"\b(?:(?:sk|rk)_(?:live|test)_[0-9A-Za-z]{16,}|whsec_[0-9A-Za-z]{24,})\b",
+        Secret::Whole,
     ),
     (
         "slack_webhook",
         r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
+        Secret::Whole,
     ),
     (
         "slack_token",
         r"\b(?:xox[abposre]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,})",
+        Secret::Whole,
     ),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("pypi_token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
-    ("huggingface_token", r"\bhf_[A-Za-z]{34}\b"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}", Secret::Whole),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", Secret::Whole),
+    (
+        "pypi_token",
+        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
+        Secret::Whole,
+    ),
+    ("huggingface_token", r"\bhf_[A-Za-z]{34}\b", Secret::Whole),
     (
         "sendgrid_key",
         r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+        Secret::Whole,
     ),
     (
         "jwt",
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        Secret::Whole,
     ),
-    ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{16,}=*"),
+    (
+        "bearer_token",
+        r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{16,}=*",
+        Secret::Whole,
+    ),
     (
         "aws_secret_key",
-        r#"(?i)\baws_?secret_?(?:access_?)?key\b["']?\s*[:=]\s*["']?(?P<aws_secret_value>[A-Za-z0-9/+=]{40})"#,
+        r#"(?i)\baws_?secret_?(?:access_?)?key\b["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}"#,
+        Secret::AfterSeparator,
     ),
     (
         "secret_assignment",
-        r#"(?i)[A-Za-z_]*(?:password|passwd|pwd|secret|api_?key|apikey|access_?token|auth_?token|private_?key)\b["']?\s*[:=]\s*["']?(?P<secret_assignment_value>[^\s"'`,;()\[\]{}<>]{4,})"#,
+        r#"(?i)[A-Za-z_]*(?:password|passwd|pwd|secret|api_?key|apikey|access_?token|auth_?token|private_?key)\b["']?\s*[:=]\s*["']?[^\s"'`,;()\[\]{}<>]{4,}"#,
+        Secret::AfterSeparator,
     ),
     (
         "url_credentials",
-        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@]*:(?P<url_credentials_value>[^\s/@]+)@",
+        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s/:@]*:[^\s/@]+@",
+        Secret::UrlPassword,
     ),
 ];
 
@@ -114,49 +159,48 @@ const NOT_SECRET_VALUES: &[&str] = &[
     "changeme?",
 ];
 
-/// The compiled patterns: one alternation finds matches (lazy DFA only, linear time); then, on
-/// the matched text alone, a set tells which pattern it was and that pattern's own small regex
-/// finds the secret part of an assignment or URL.
-struct Compiled {
-    find: Regex,
-    which: RegexSet,
-    /// For patterns with a secret part (`<type>_value`): their own regex and the group's name.
-    values: Vec<Option<(Regex, String)>>,
-}
-
-fn compiled() -> &'static Compiled {
-    static RE: OnceLock<Compiled> = OnceLock::new();
+/// The patterns as one multi-pattern regex: leftmost-first, so at a given start the first
+/// pattern in [`PATTERNS`] wins, exactly as an alternation of them would; each match carries the
+/// index of its pattern.
+fn compiled() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        let ascii = |p: &str| p.replace(r"\b", r"(?-u:\b)");
-        let alternation: Vec<String> = PATTERNS
+        let ascii: Vec<String> = PATTERNS
             .iter()
-            .map(|(_, p)| format!("(?:{})", ascii(p)))
-            .collect();
-        let whole: Vec<String> = PATTERNS
-            .iter()
-            .map(|(_, p)| format!("^(?:{})$", ascii(p)))
+            .map(|(_, p, _)| p.replace(r"\b", r"(?-u:\b)"))
             .collect();
         // The patterns are constants checked by the tests below; an invalid one is a bug caught
         // there, never input-dependent.
-        Compiled {
-            // A larger lazy-DFA cache than the default: the alternation has many states, and a
+        Regex::builder()
+            // A larger lazy-DFA cache than the default: the patterns have many states, and a
             // cache that keeps filling up makes the regex fall back to a slower engine.
-            find: RegexBuilder::new(&alternation.join("|"))
-                .dfa_size_limit(32 << 20)
-                .build()
-                .expect("redaction patterns compile"),
-            which: RegexSet::new(&whole).expect("redaction patterns compile"),
-            values: PATTERNS
-                .iter()
-                .zip(&whole)
-                .map(|((name, _), p)| {
-                    let group = format!("{name}_value");
-                    p.contains(&format!("<{group}>"))
-                        .then(|| (Regex::new(p).expect("redaction patterns compile"), group))
-                })
-                .collect(),
-        }
+            .configure(Regex::config().hybrid_cache_capacity(32 << 20))
+            .build_many(&ascii)
+            .expect("redaction patterns compile")
     })
+}
+
+/// The byte range of the secret inside `m` (a match of a pattern whose secret is `how`).
+fn secret_span(m: &str, how: Secret) -> (usize, usize) {
+    match how {
+        Secret::Whole => (0, m.len()),
+        Secret::AfterSeparator => {
+            let Some(sep) = m.find([':', '=']) else {
+                return (0, m.len());
+            };
+            let rest = &m[sep + 1..];
+            let value = rest.trim_start_matches(char::is_whitespace);
+            let value = value.strip_prefix(['"', '\'']).unwrap_or(value);
+            (m.len() - value.len(), m.len())
+        }
+        Secret::UrlPassword => {
+            let user = m.find("://").map_or(0, |i| i + 3);
+            match m[user..].find(':') {
+                Some(colon) if m.ends_with('@') => (user + colon + 1, m.len() - 1),
+                _ => (0, m.len()),
+            }
+        }
+    }
 }
 
 /// Whether a match is most likely not a secret: code that reads a secret from somewhere
@@ -167,7 +211,9 @@ fn looks_harmless(name: &str, value: &str, rest: &str) -> bool {
         "secret_assignment" => {
             let next = rest.chars().next();
             matches!(next, Some('(' | '[' | '<' | '{'))
-                || NOT_SECRET_VALUES.contains(&value.to_ascii_lowercase().as_str())
+                || NOT_SECRET_VALUES
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(value))
                 || value.starts_with(['$', '%'])
                 || value.starts_with("process.env")
                 || value.starts_with("os.environ")
@@ -178,37 +224,50 @@ fn looks_harmless(name: &str, value: &str, rest: &str) -> bool {
     }
 }
 
+/// Shortest match of a pattern without `:`, `=` or whitespace (`xoxb-` and 10 characters: a
+/// Slack token); every other pattern is longer or needs one of those characters.
+const SHORTEST_BARE_SECRET: usize = 15;
+
+/// Whether an assignment's value can hold a secret of its own (so it is worth a scan): values
+/// hold no whitespace, so only a long enough one, or one with a `:` or `=`, can.
+fn may_hold_a_secret(value: &str) -> bool {
+    value.len() >= SHORTEST_BARE_SECRET || value.contains([':', '='])
+}
+
 /// Redacts one string; adds the types found to `found`. `None` when nothing matched.
 fn redact_str(s: &str, found: &mut BTreeSet<&'static str>) -> Option<String> {
-    let re = compiled();
     let mut out = String::new();
     let mut copied = 0;
-    for m in re.find.find_iter(s) {
-        let Some(index) = re.which.matches(m.as_str()).into_iter().next() else {
+    for m in compiled().find_iter(s) {
+        let Some(&(name, _, how)) = PATTERNS.get(m.pattern().as_usize()) else {
             continue;
         };
-        let name = PATTERNS[index].0;
-        let value = re.values[index].as_ref().and_then(|(each, group)| {
-            let caps = each.captures(m.as_str())?;
-            let v = caps.name(group)?;
-            Some((m.start() + v.start(), m.start() + v.end()))
-        });
-        let (start, end) = value.unwrap_or((m.start(), m.end()));
+        let (from, to) = secret_span(&s[m.range()], how);
+        let (start, end) = (m.start() + from, m.start() + to);
         if looks_harmless(name, &s[start..end], &s[end..]) {
             continue;
         }
+        if out.is_empty() {
+            out.reserve(s.len() + 32);
+        }
+        out.push_str(&s[copied..start]);
         // Keep the non-secret part of assignments and URLs; a value that is itself a known kind
         // of secret (`OPENAI_API_KEY=sk-…`) is reported as that kind.
-        let replacement = match value {
-            Some(_) => redact_str(&s[start..end], found),
-            None => None,
+        let value = &s[start..end];
+        let inner = match how {
+            Secret::Whole => None,
+            _ if !may_hold_a_secret(value) => None,
+            _ => redact_str(value, found),
+        };
+        match inner {
+            Some(redacted) => out.push_str(&redacted),
+            None => {
+                found.insert(name);
+                out.push_str("[REDACTED:");
+                out.push_str(name);
+                out.push(']');
+            }
         }
-        .unwrap_or_else(|| {
-            found.insert(name);
-            format!("[REDACTED:{name}]")
-        });
-        out.push_str(&s[copied..start]);
-        out.push_str(&replacement);
         copied = end;
     }
     if copied == 0 && out.is_empty() {
@@ -248,7 +307,240 @@ pub fn redact(text: &mut Option<String>, json: &mut Option<Value>) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use regex::{Regex as Alternation, RegexBuilder, RegexSet};
     use serde_json::json;
+
+    /// The previous implementation, kept as a reference: one alternation finds matches, a
+    /// `RegexSet` over each pattern anchored on the matched text classifies them, and a capture
+    /// group around the secret part finds it.
+    struct Reference {
+        find: Alternation,
+        which: RegexSet,
+        values: Vec<Option<Alternation>>,
+    }
+
+    fn reference() -> &'static Reference {
+        static REF: OnceLock<Reference> = OnceLock::new();
+        REF.get_or_init(|| {
+            let ascii = |p: &str| p.replace(r"\b", r"(?-u:\b)");
+            let with_group = |p: &str, how: Secret| -> Option<String> {
+                match how {
+                    Secret::Whole => None,
+                    Secret::AfterSeparator => {
+                        let at = p.rfind(r#"["']?"#)? + r#"["']?"#.len();
+                        Some(format!("{}(?P<v>{})", &p[..at], &p[at..]))
+                    }
+                    Secret::UrlPassword => {
+                        let at = p.rfind(r"[^\s/@]+@")?;
+                        Some(format!(r"{}(?P<v>[^\s/@]+)@", &p[..at]))
+                    }
+                }
+            };
+            let alternation: Vec<String> = PATTERNS
+                .iter()
+                .map(|(_, p, _)| format!("(?:{})", ascii(p)))
+                .collect();
+            let whole: Vec<String> = PATTERNS
+                .iter()
+                .map(|(_, p, _)| format!("^(?:{})$", ascii(p)))
+                .collect();
+            Reference {
+                find: RegexBuilder::new(&alternation.join("|"))
+                    .dfa_size_limit(32 << 20)
+                    .build()
+                    .unwrap(),
+                which: RegexSet::new(&whole).unwrap(),
+                values: PATTERNS
+                    .iter()
+                    .map(|(_, p, how)| {
+                        with_group(p, *how)
+                            .map(|g| Alternation::new(&format!("^(?:{g})$")).unwrap())
+                    })
+                    .collect(),
+            }
+        })
+    }
+
+    fn reference_str(s: &str, found: &mut BTreeSet<&'static str>) -> Option<String> {
+        let re = reference();
+        let mut out = String::new();
+        let mut copied = 0;
+        for m in re.find.find_iter(s) {
+            let Some(index) = re.which.matches(m.as_str()).into_iter().next() else {
+                continue;
+            };
+            let name = PATTERNS[index].0;
+            let value = re.values[index].as_ref().and_then(|each| {
+                let v = each.captures(m.as_str())?.name("v")?;
+                Some((m.start() + v.start(), m.start() + v.end()))
+            });
+            let (start, end) = value.unwrap_or((m.start(), m.end()));
+            if looks_harmless(name, &s[start..end], &s[end..]) {
+                continue;
+            }
+            let replacement = match value {
+                Some(_) => reference_str(&s[start..end], found),
+                None => None,
+            }
+            .unwrap_or_else(|| {
+                found.insert(name);
+                format!("[REDACTED:{name}]")
+            });
+            out.push_str(&s[copied..start]);
+            out.push_str(&replacement);
+            copied = end;
+        }
+        if copied == 0 && out.is_empty() {
+            return None;
+        }
+        out.push_str(&s[copied..]);
+        Some(out)
+    }
+
+    /// This implementation and the reference agree on `s`: same output, same types.
+    fn agrees(s: &str) -> Result<(), String> {
+        let (mut ours, mut theirs) = (BTreeSet::new(), BTreeSet::new());
+        let a = redact_str(s, &mut ours);
+        let b = reference_str(s, &mut theirs);
+        if a == b && ours == theirs {
+            Ok(())
+        } else {
+            Err(format!(
+                "{s:?}: {a:?} {ours:?} vs reference {b:?} {theirs:?}"
+            ))
+        }
+    }
+
+    #[test]
+    fn no_secret_hides_in_a_short_bare_value() {
+        // The shortest match of every pattern that needs no `:`, `=` or whitespace: each is found,
+        // one character less is not, and none is shorter than SHORTEST_BARE_SECRET.
+        let n = |c: &str, k: usize| c.repeat(k);
+        let shortest = [
+            ("aws_access_key", format!("AKIA{}", n("A", 16))),
+            ("github_token", format!("github_pat_{}", n("a", 22))),
+            ("gitlab_token", format!("gldt-{}", n("a", 20))),
+            ("anthropic_key", format!("sk-ant-{}", n("1", 20))),
+            ("openai_key", format!("sk-{}", n("1", 20))),
+            ("stripe_key", format!("sk_live_{}", n("a", 16))),
+            ("slack_token", format!("xoxb-{}", n("0", 10))),
+            ("google_api_key", format!("AIza{}", n("a", 35))),
+            ("npm_token", format!("npm_{}", n("a", 36))),
+            ("pypi_token", format!("pypi-AgEIcHlwaS5vcmc{}", n("a", 50))),
+            ("huggingface_token", format!("hf_{}", n("a", 34))),
+            ("sendgrid_key", format!("SG.{}.{}", n("a", 22), n("a", 43))),
+            (
+                "jwt",
+                format!("eyJ{}.eyJ{}.{}", n("a", 8), n("a", 8), n("a", 8)),
+            ),
+        ];
+        for (kind, secret) in &shortest {
+            assert_eq!(one(secret).1, [*kind], "{secret}");
+            assert!(
+                !one(&secret[..secret.len() - 1])
+                    .1
+                    .contains(&kind.to_string())
+            );
+            assert!(secret.len() >= SHORTEST_BARE_SECRET, "{kind}: {secret}");
+            assert_eq!(
+                one(&format!("password={secret}")).0,
+                format!("password=[REDACTED:{kind}]")
+            );
+        }
+        // The others need a separator or whitespace, which values do not hold (or which makes
+        // them worth a scan).
+        let bare: Vec<&str> = shortest.iter().map(|(k, _)| *k).collect();
+        for (name, _, _) in PATTERNS {
+            if !bare.contains(name) {
+                assert!(
+                    [
+                        "private_key",
+                        "slack_webhook",
+                        "bearer_token",
+                        "aws_secret_key",
+                        "secret_assignment",
+                        "url_credentials"
+                    ]
+                    .contains(name),
+                    "{name}: add its shortest match above"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_corpus_is_redacted_as_by_the_reference() {
+        let corpus: Value =
+            serde_json::from_str(include_str!("../../tests/data/redaction-corpus.json")).unwrap();
+        let mut strings = Vec::new();
+        fn collect(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+                Value::Object(o) => o.values().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        collect(&corpus, &mut strings);
+        assert!(strings.len() > 120);
+        for s in strings {
+            agrees(&s).unwrap();
+        }
+    }
+
+    /// Pieces of secrets and near-secrets, glued at random.
+    const PIECES: &[&str] = &[
+        "password",
+        "PASSWORD",
+        "api_key",
+        "secret",
+        "pwd",
+        "aws_secret_access_key",
+        "=",
+        ":",
+        " ",
+        "\"",
+        "'",
+        "hunter2hunter2",
+        "get_password()",
+        "$HOME",
+        "AKIAIOSFODNN7EXAMPLE",
+        "sk-proj-abcdefghijklmnopqrstuvwxyz0123",
+        "sk-ant-api03-abcdefghijklmnopqrstuv",
+        "https://",
+        "bob",
+        "@",
+        "example.com",
+        "/x",
+        "Bearer ",
+        "abcdef0123456789abcdef",
+        "eyJhbGciOiJIUzI1NiJ9",
+        ".",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "xoxb-",
+        "123456789012",
+        "ghp_",
+        "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
+        "é",
+        "\n",
+        "(",
+        "{",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----",
+        "MIIB",
+        "null",
+    ];
+
+    proptest! {
+        #[test]
+        fn random_text_is_redacted_as_by_the_reference(
+            picks in proptest::collection::vec(0..PIECES.len(), 0..24)
+        ) {
+            let s: String = picks.iter().map(|&i| PIECES[i]).collect();
+            prop_assert!(agrees(&s).is_ok(), "{}", agrees(&s).unwrap_err());
+        }
+    }
 
     fn one(s: &str) -> (String, Vec<String>) {
         let mut text = Some(s.to_owned());

@@ -1,10 +1,14 @@
 //! Extractors whose rejections are protocol errors: path segments, the raw body (size-limited:
-//! 413 `payload_too_large`) and header values. Bodies are parsed as JSON by the domain, after the
-//! checks SPEC orders before them.
+//! 413 `payload_too_large`) and the protocol's headers. Bodies are parsed as JSON by the domain,
+//! after the checks SPEC orders before them.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
 use nexus_proto::ErrorCode;
 
 use crate::domain::RelayError;
@@ -38,13 +42,49 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// A header's value; bytes that are not UTF-8 are replaced, so they fail validation later.
-pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+pub static AGENT_ID: HeaderName = HeaderName::from_static("x-agent-id");
+pub static SESSION_KEY: HeaderName = HeaderName::from_static("x-session-key");
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The protocol's request headers (`X-Agent-Id`, `X-Session-Key`, `Idempotency-Key`), looked up
+/// by their static names without copying the header map. The first value of each counts.
+pub struct ProtocolHeaders {
+    agent_id: Option<HeaderValue>,
+    session_key: Option<HeaderValue>,
+    idempotency_key: Option<HeaderValue>,
 }
 
-pub const AGENT_ID: &str = "x-agent-id";
-pub const SESSION_KEY: &str = "x-session-key";
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+impl<S: Send + Sync> FromRequestParts<S> for ProtocolHeaders {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let h = &parts.headers;
+        Ok(Self {
+            agent_id: h.get(&AGENT_ID).cloned(),
+            session_key: h.get(&SESSION_KEY).cloned(),
+            idempotency_key: h.get(&IDEMPOTENCY_KEY).cloned(),
+        })
+    }
+}
+
+/// A header's value as text; bytes that are not UTF-8 are replaced, so they fail validation
+/// later. Borrowed (no copy) when the value is valid UTF-8, as every well-formed one is.
+fn text(value: &Option<HeaderValue>) -> Option<Cow<'_, str>> {
+    value
+        .as_ref()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+}
+
+impl ProtocolHeaders {
+    pub fn agent_id(&self) -> Option<Cow<'_, str>> {
+        text(&self.agent_id)
+    }
+
+    pub fn session_key(&self) -> Option<Cow<'_, str>> {
+        text(&self.session_key)
+    }
+
+    pub fn idempotency_key(&self) -> Option<Cow<'_, str>> {
+        text(&self.idempotency_key)
+    }
+}

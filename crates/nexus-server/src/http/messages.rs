@@ -1,14 +1,16 @@
 //! Message endpoints: `POST /v1/sessions/:id/messages` (201, or 200 for an idempotent repeat) and
 //! `GET /v1/sessions/:id/messages` (poll and long-poll).
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{MessageSent, PollResponse, SendRequest};
 
 use super::AppState;
-use super::extract::{AGENT_ID, Body, IDEMPOTENCY_KEY, PathParams, SESSION_KEY, header};
+use super::extract::{Body, PathParams, ProtocolHeaders};
 use crate::domain::RelayError;
 
 /// Send a message (`text` and/or `json`); secrets are redacted before storage.
@@ -39,15 +41,15 @@ use crate::domain::RelayError;
 pub async fn send(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<MessageSent>), RelayError> {
     let sent = relay
         .send(
             &id,
-            header(&headers, AGENT_ID).as_deref(),
-            header(&headers, SESSION_KEY).as_deref(),
-            header(&headers, IDEMPOTENCY_KEY).as_deref(),
+            headers.agent_id().as_deref(),
+            headers.session_key().as_deref(),
+            headers.idempotency_key().as_deref(),
             &body,
         )
         .await?;
@@ -85,11 +87,13 @@ pub async fn send(
 pub async fn poll(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     RawQuery(query): RawQuery,
 ) -> Result<Json<PollResponse>, RelayError> {
-    let page = relay
-        .poll(&id, header(&headers, AGENT_ID).as_deref(), query.as_deref())
-        .await?;
+    // Nothing of the request is kept while a long-poll waits: the header values share the
+    // buffer the request was read into, which can then be freed.
+    let agent = headers.agent_id().map(Cow::into_owned);
+    drop(headers);
+    let page = relay.poll(&id, agent.as_deref(), query.as_deref()).await?;
     Ok(Json(page))
 }

@@ -21,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
 use axum::{Extension, Router};
 use nexus_proto::ErrorCode;
+use tower::ServiceBuilder;
 
 use crate::domain::{Relay, RelayError};
 
@@ -56,18 +57,23 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .route("/p/{code}", get(docs::pair_link))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            relay.clone(),
-            limits::rate_limit,
-        ))
-        .layer(axum::middleware::from_fn(observe::observe))
-        // Outermost: counts every answer, rate-limited and panicked ones included.
-        .layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            metrics::track,
-        ))
-        .layer(Extension(metrics))
+        // One layer of the router (each `Router::layer` call boxes every route once more), run
+        // top to bottom: the metrics registry and the counting of every answer (rate-limited and
+        // panicked ones included), request id and access log, rate limit, body limit.
+        .layer(
+            ServiceBuilder::new()
+                .layer(Extension(metrics.clone()))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    metrics::track,
+                ))
+                .layer(observe::ObserveLayer)
+                .layer(axum::middleware::from_fn_with_state(
+                    relay.clone(),
+                    limits::rate_limit,
+                ))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
         .with_state(relay)
 }
 

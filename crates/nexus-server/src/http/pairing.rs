@@ -3,12 +3,12 @@
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{Claimed, CreatePairRequest, PairCreated, PairStatus};
 
 use super::AppState;
-use super::extract::{AGENT_ID, Body, PathParams, header};
+use super::extract::{Body, PathParams, ProtocolHeaders};
 use super::limits::ClientIp;
 use crate::domain::RelayError;
 
@@ -53,10 +53,10 @@ pub async fn claim(
     State(relay): State<AppState>,
     PathParams(code): PathParams<String>,
     Extension(ClientIp(client)): Extension<ClientIp>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
 ) -> Result<Json<Claimed>, RelayError> {
     let claimed = relay
-        .claim(&code, header(&headers, AGENT_ID).as_deref(), client)
+        .claim(&code, headers.agent_id().as_deref(), client)
         .await?;
     Ok(Json(claimed))
 }

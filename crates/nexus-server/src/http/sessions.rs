@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{
     CreateSessionRequest, Joined, Left, RenewRequest, Renewed, SessionCreated, SessionStatus,
 };
 
 use super::AppState;
-use super::extract::{AGENT_ID, Body, PathParams, SESSION_KEY, header};
+use super::extract::{Body, PathParams, ProtocolHeaders};
 use crate::domain::RelayError;
 
 /// Create a session.
@@ -31,11 +31,11 @@ use crate::domain::RelayError;
 )]
 pub async fn create(
     State(relay): State<AppState>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<SessionCreated>), RelayError> {
     let created = relay
-        .create_session(header(&headers, AGENT_ID).as_deref(), &body)
+        .create_session(headers.agent_id().as_deref(), &body)
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -78,13 +78,9 @@ pub async fn status(
 pub async fn join(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
 ) -> Result<Json<Joined>, RelayError> {
-    Ok(Json(
-        relay
-            .join(&id, header(&headers, AGENT_ID).as_deref())
-            .await?,
-    ))
+    Ok(Json(relay.join(&id, headers.agent_id().as_deref()).await?))
 }
 
 /// Leave a session (not the creator).
@@ -111,14 +107,14 @@ pub async fn join(
 pub async fn leave(
     State(relay): State<AppState>,
     PathParams((id, agent)): PathParams<(String, String)>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
 ) -> Result<Json<Left>, RelayError> {
     let left = relay
         .leave(
             &id,
             &agent,
-            header(&headers, AGENT_ID).as_deref(),
-            header(&headers, SESSION_KEY).as_deref(),
+            headers.agent_id().as_deref(),
+            headers.session_key().as_deref(),
         )
         .await?;
     Ok(Json(left))
@@ -144,11 +140,11 @@ pub async fn leave(
 pub async fn renew(
     State(relay): State<AppState>,
     PathParams(id): PathParams<String>,
-    headers: HeaderMap,
+    headers: ProtocolHeaders,
     Body(body): Body,
 ) -> Result<Json<Renewed>, RelayError> {
     let renewed = relay
-        .renew(&id, header(&headers, AGENT_ID).as_deref(), &body)
+        .renew(&id, headers.agent_id().as_deref(), &body)
         .await?;
     Ok(Json(renewed))
 }

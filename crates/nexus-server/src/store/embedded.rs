@@ -28,6 +28,14 @@ pub const RESERVE_BLOCK: u64 = 1024;
 struct Entry {
     rec: SessionRecord,
     messages: VecDeque<Arc<StoredMessage>>,
+    /// The messages' expiries never decrease front to back (they do after a renew shortened
+    /// the TTL, or when concurrent sends took `now` in one order and the lock in the other):
+    /// then the unexpired ones are a suffix, counted in O(log n).
+    expiry_sorted: bool,
+    /// Expiry of the newest message (kept here so a send does not read that message).
+    newest_expiry: Millis,
+    /// Waiting in the store's dirty set for the next batched flush.
+    dirty: bool,
     /// (sender, Idempotency-Key) → (body digest, cursor).
     idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
     wake: watch::Sender<u64>,
@@ -42,6 +50,9 @@ impl Entry {
         Self {
             rec,
             messages: VecDeque::new(),
+            expiry_sorted: true,
+            newest_expiry: 0,
+            dirty: false,
             idempotency: HashMap::new(),
             wake,
             durable_ceiling,
@@ -84,8 +95,31 @@ impl Entry {
         }
     }
 
+    /// Unexpired messages held: without a scan of the whole session unless expiries are out of
+    /// order.
     fn held_messages(&self, now: Millis) -> u64 {
-        self.messages.iter().filter(|m| m.expires_at > now).count() as u64
+        let held = if self.expiry_sorted {
+            self.messages.len() - self.messages.partition_point(|m| m.expires_at <= now)
+        } else {
+            self.messages.iter().filter(|m| m.expires_at > now).count()
+        };
+        held as u64
+    }
+
+    /// Whether one more message would exceed `max` unexpired messages. Messages held (expired
+    /// or not) bound the count, so it is only taken when the session could be full.
+    fn is_full(&self, max: u64, now: Millis) -> bool {
+        self.messages.len() as u64 >= max && self.held_messages(now) >= max
+    }
+
+    fn push_message(&mut self, message: Arc<StoredMessage>) {
+        if self.messages.is_empty() {
+            self.expiry_sorted = true;
+        } else if message.expires_at < self.newest_expiry {
+            self.expiry_sorted = false;
+        }
+        self.newest_expiry = message.expires_at;
+        self.messages.push_back(message);
     }
 
     fn find(&self, cursor: Cursor) -> Option<&Arc<StoredMessage>> {
@@ -188,9 +222,12 @@ impl EmbeddedStore {
         }
     }
 
-    fn mark_dirty(&self, id: &SessionId) {
-        if self.journal.is_some() {
-            lock(&self.dirty).insert(id.clone());
+    /// Queues a locked session for the next batched flush (sliding expiry, `lastSeenAt`). The
+    /// shared set is touched once per flush period, not on every send and poll.
+    fn mark_dirty(&self, e: &mut Entry) {
+        if self.journal.is_some() && !e.dirty {
+            e.dirty = true;
+            lock(&self.dirty).insert(e.rec.id.clone());
         }
     }
 
@@ -211,7 +248,7 @@ impl EmbeddedStore {
         now: Millis,
     ) -> StoreResult<Result<Option<Durable>, JoinOutcome>> {
         if e.prune(now, self.deadlines.inactivity_ms) {
-            self.mark_dirty(&e.rec.id);
+            self.mark_dirty(e);
         }
         if e.rec.member(agent).is_some() {
             return Ok(Err(JoinOutcome::AgentIdTaken));
@@ -321,7 +358,7 @@ impl Store for EmbeddedStore {
         };
         let mut e = lock(&shared);
         if e.prune(now, self.deadlines.inactivity_ms) {
-            self.mark_dirty(id);
+            self.mark_dirty(&mut e);
         }
         Ok(Some(e.rec.clone()))
     }
@@ -413,7 +450,7 @@ impl Store for EmbeddedStore {
             let reservation = {
                 let mut e = lock(&shared);
                 if e.prune(now, self.deadlines.inactivity_ms) {
-                    self.mark_dirty(id);
+                    self.mark_dirty(&mut e);
                 }
                 let Some(member) = e.rec.member(&msg.agent_id) else {
                     return Ok(AppendOutcome::NotMember);
@@ -436,7 +473,7 @@ impl Store for EmbeddedStore {
                         }
                     }
                 }
-                if e.held_messages(now) >= limits.max_messages {
+                if e.is_full(limits.max_messages, now) {
                     return Ok(AppendOutcome::QuotaExceeded);
                 }
                 let next = e.rec.last_cursor + 1;
@@ -473,9 +510,15 @@ impl Store for EmbeddedStore {
                         e.idempotency
                             .insert((stored.agent_id.clone(), key), (digest, Cursor(next)));
                     }
-                    e.messages.push_back(stored.clone());
-                    e.wake.send_replace(next);
-                    self.mark_dirty(id);
+                    e.push_message(stored.clone());
+                    // Wake parked polls; with none, only the value changes (a notification
+                    // takes a lock per slot of the channel's waiter list).
+                    let listening = e.wake.receiver_count() > 0;
+                    e.wake.send_if_modified(|last| {
+                        *last = next;
+                        listening
+                    });
+                    self.mark_dirty(&mut e);
                     self.reserve_ahead(&shared, &mut e, next)?;
                     return Ok(AppendOutcome::Stored(stored));
                 }
@@ -506,7 +549,7 @@ impl Store for EmbeddedStore {
         };
         m.last_seen_at = now;
         e.touch(now);
-        self.mark_dirty(id);
+        self.mark_dirty(&mut e);
         e.drop_expired_messages(now);
         let lost = e.rec.lost_through;
         let mut truncated = lost > 0 && after.is_none_or(|a| a.0 < lost);
@@ -663,7 +706,7 @@ impl Store for EmbeddedStore {
                     gone.push(id.clone());
                 } else {
                     if e.prune(now, self.deadlines.inactivity_ms) {
-                        self.mark_dirty(id);
+                        self.mark_dirty(&mut e);
                     }
                     e.drop_expired_messages(now);
                 }
@@ -688,7 +731,8 @@ impl Store for EmbeddedStore {
         for id in ids {
             let shared = lock(&self.sessions).get(&id).cloned();
             if let Some(shared) = shared {
-                let e = lock(&shared);
+                let mut e = lock(&shared);
+                e.dirty = false;
                 ops.push(Op::put_session(&e.rec)?);
                 if ops.len() >= 1024 {
                     journal.write_later(std::mem::take(&mut ops))?;
@@ -867,6 +911,75 @@ mod tests {
             store.code_state(&code, T0 + 1).await.unwrap(),
             (CodeState::Pending, Some(T0 + 600_000))
         );
+    }
+
+    #[tokio::test]
+    async fn held_messages_are_counted_exactly_even_after_a_shorter_ttl() {
+        let store = EmbeddedStore::in_memory(DEADLINES);
+        let id = SessionId::from_random([5; 24]);
+        store.create_session(record(&id), 10).await.unwrap();
+        let limits = |max| AppendLimits {
+            max_messages: max,
+            require_key: false,
+        };
+        let send = |at: Millis, max: u64| {
+            let store = &store;
+            let id = &id;
+            async move {
+                match store
+                    .append(id, message("m"), limits(max), at)
+                    .await
+                    .unwrap()
+                {
+                    AppendOutcome::Stored(_) => true,
+                    AppendOutcome::QuotaExceeded => false,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        let held = |at| {
+            let store = &store;
+            async move { store.stats(at).await.unwrap().messages }
+        };
+        // In order: two messages expiring an hour later, one a second later.
+        assert!(send(T0 + 1, 10).await);
+        assert!(send(T0 + 2, 10).await);
+        assert_eq!(held(T0 + 3).await, 2);
+        assert!(!send(T0 + 3, 2).await, "the quota counts both");
+        // A renew shortens the TTL: the next message expires before the earlier ones.
+        store.renew(&id, Some(1), T0 + 4).await.unwrap();
+        assert!(send(T0 + 5, 10).await);
+        assert_eq!(held(T0 + 6).await, 3);
+        // The session lives on (a longer TTL again); the short-lived message expires first.
+        store.renew(&id, Some(3600), T0 + 500).await.unwrap();
+        assert_eq!(held(T0 + 2_000).await, 2, "the short-lived one has expired");
+        assert!(!send(T0 + 2_000, 2).await);
+        assert!(
+            send(T0 + 2_000, 3).await,
+            "an expired message frees its place"
+        );
+    }
+
+    #[tokio::test]
+    async fn sliding_expiry_reaches_the_disk_at_every_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = SessionId::from_random([6; 24]);
+        {
+            let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
+            store.create_session(record(&id), 10).await.unwrap();
+            read_all(&store, &id, None).await; // slides the expiry at T0 + 2
+            store.flush().await.unwrap();
+            // Dirty again after a flush: the next flush writes it again.
+            store
+                .append(&id, message("later"), LIMITS, T0 + 50)
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+            // No close(): what is on disk is what the flushes wrote.
+        }
+        let store = EmbeddedStore::open(dir.path(), DEADLINES, T0 + 60).unwrap();
+        let rec = store.session(&id, T0 + 60).await.unwrap().unwrap();
+        assert_eq!(rec.expires_at, T0 + 50 + 3_600_000);
     }
 
     #[cfg(unix)]

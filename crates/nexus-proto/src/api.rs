@@ -482,6 +482,134 @@ pub struct Stats {
     pub uptime: u64,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The bodies of the hottest responses (send receipts and poll pages), written straight into a
+// buffer: the same bytes as `serde_json::to_vec`, without a serializer call per field. Strings
+// that need escaping are handed to serde_json, so escaping is never written by hand.
+
+/// Appends `s` as a JSON string.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // serde_json's escaping; a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn push_cursor(out: &mut Vec<u8>, c: Cursor) {
+    out.push(b'"');
+    out.extend_from_slice(itoa::Buffer::new().format(c.0).as_bytes());
+    out.push(b'"');
+}
+
+fn push_time(out: &mut Vec<u8>, t: Timestamp) {
+    out.push(b'"');
+    out.extend_from_slice(&crate::time::rfc3339_millis(t.0));
+    out.push(b'"');
+}
+
+fn push_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+impl MessageSent {
+    /// This receipt as JSON (the bytes `serde_json::to_vec` writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"{\"id\":");
+        push_str(&mut out, &self.id);
+        out.extend_from_slice(b",\"cursor\":");
+        push_cursor(&mut out, self.cursor);
+        out.extend_from_slice(b",\"sentAt\":");
+        push_time(&mut out, self.sent_at);
+        out.extend_from_slice(b",\"expiresAt\":");
+        push_time(&mut out, self.expires_at);
+        out.extend_from_slice(b",\"verified\":");
+        push_bool(&mut out, self.verified);
+        if let Some(types) = &self.redacted {
+            out.extend_from_slice(b",\"redacted\":[");
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(&mut out, t);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+impl Message {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"id\":");
+        push_str(out, &self.id);
+        out.extend_from_slice(b",\"agentId\":");
+        push_str(out, &self.agent_id);
+        if let Some(text) = &self.text {
+            out.extend_from_slice(b",\"text\":");
+            push_str(out, text);
+        }
+        if let Some(json) = &self.json {
+            out.extend_from_slice(b",\"json\":");
+            // A Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, json);
+        }
+        out.extend_from_slice(b",\"cursor\":");
+        push_cursor(out, self.cursor);
+        out.extend_from_slice(b",\"verified\":");
+        push_bool(out, self.verified);
+        out.extend_from_slice(b",\"sentAt\":");
+        push_time(out, self.sent_at);
+        out.extend_from_slice(b",\"expiresAt\":");
+        push_time(out, self.expires_at);
+        out.push(b'}');
+    }
+}
+
+impl PollResponse {
+    /// This page as JSON (the bytes `serde_json::to_vec` writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        let guess: usize = self
+            .messages
+            .iter()
+            .map(|m| 200 + m.text.as_ref().map_or(0, String::len))
+            .sum();
+        let mut out = Vec::with_capacity(64 + guess);
+        out.extend_from_slice(b"{\"messages\":[");
+        for (i, m) in self.messages.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            m.write_json(&mut out);
+        }
+        out.extend_from_slice(b"],\"nextCursor\":");
+        push_cursor(&mut out, self.next_cursor);
+        out.extend_from_slice(b",\"truncated\":");
+        push_bool(&mut out, self.truncated);
+        if let Some(members) = &self.members {
+            out.extend_from_slice(b",\"members\":[");
+            for (i, p) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"agentId\":");
+                push_str(&mut out, &p.agent_id);
+                out.extend_from_slice(b",\"lastSeenAt\":");
+                push_time(&mut out, p.last_seen_at);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,7 +756,96 @@ mod tests {
         assert!(!valid_idempotency_key("é"));
     }
 
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_message() -> impl Strategy<Value = Message> {
+        (
+            ".*",
+            ".*",
+            proptest::option::of(".*"),
+            proptest::option::of(any_json()),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(id, agent_id, text, json, c, verified, a, b)| Message {
+                id,
+                agent_id,
+                text,
+                json,
+                cursor: Cursor(c),
+                verified,
+                sent_at: Timestamp(a % 253_402_300_800_000),
+                expires_at: Timestamp(b % 253_402_300_800_000),
+            })
+    }
+
     proptest! {
+        #[test]
+        fn hand_written_receipts_are_serde_json_bytes(
+            id in ".*",
+            c in any::<u64>(),
+            a in 0u64..253_402_300_800_000,
+            b in 0u64..253_402_300_800_000,
+            verified in any::<bool>(),
+            redacted in proptest::option::of(proptest::collection::vec(".*", 0..3)),
+        ) {
+            let sent = MessageSent {
+                id,
+                cursor: Cursor(c),
+                sent_at: Timestamp(a),
+                expires_at: Timestamp(b),
+                verified,
+                redacted,
+            };
+            prop_assert_eq!(
+                String::from_utf8(sent.to_json()).unwrap(),
+                serde_json::to_string(&sent).unwrap()
+            );
+        }
+
+        #[test]
+        fn hand_written_pages_are_serde_json_bytes(
+            messages in proptest::collection::vec(any_message(), 0..4),
+            c in any::<u64>(),
+            truncated in any::<bool>(),
+            members in proptest::option::of(proptest::collection::vec((".*", 0u64..253_402_300_800_000), 0..3)),
+        ) {
+            let page = PollResponse {
+                messages,
+                next_cursor: Cursor(c),
+                truncated,
+                members: members.map(|m| {
+                    m.into_iter()
+                        .map(|(agent_id, t)| Presence { agent_id, last_seen_at: Timestamp(t) })
+                        .collect()
+                }),
+            };
+            prop_assert_eq!(
+                String::from_utf8(page.to_json()).unwrap(),
+                serde_json::to_string(&page).unwrap()
+            );
+        }
+
         #[test]
         fn ttl_in_range_is_accepted_and_out_of_range_rejected(ttl in any::<i64>()) {
             let res = CreateSessionRequest::from_json(json!({ "ttl": ttl }), LIMITS);

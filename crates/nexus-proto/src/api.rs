@@ -544,17 +544,45 @@ impl MessageSent {
     }
 }
 
-impl Message {
+/// A polled message borrowed from wherever it is held; written exactly as [`Message`].
+#[derive(Clone, Copy, Debug)]
+pub struct MessageView<'a> {
+    pub id: &'a str,
+    pub agent_id: &'a str,
+    pub text: Option<&'a str>,
+    pub json: Option<&'a Value>,
+    pub cursor: Cursor,
+    pub verified: bool,
+    pub sent_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl<'a> From<&'a Message> for MessageView<'a> {
+    fn from(m: &'a Message) -> Self {
+        Self {
+            id: &m.id,
+            agent_id: &m.agent_id,
+            text: m.text.as_deref(),
+            json: m.json.as_ref(),
+            cursor: m.cursor,
+            verified: m.verified,
+            sent_at: m.sent_at,
+            expires_at: m.expires_at,
+        }
+    }
+}
+
+impl MessageView<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
-        push_str(out, &self.id);
+        push_str(out, self.id);
         out.extend_from_slice(b",\"agentId\":");
-        push_str(out, &self.agent_id);
-        if let Some(text) = &self.text {
+        push_str(out, self.agent_id);
+        if let Some(text) = self.text {
             out.extend_from_slice(b",\"text\":");
             push_str(out, text);
         }
-        if let Some(json) = &self.json {
+        if let Some(json) = self.json {
             out.extend_from_slice(b",\"json\":");
             // A Value into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, json);
@@ -571,42 +599,58 @@ impl Message {
     }
 }
 
-impl PollResponse {
-    /// This page as JSON (the bytes `serde_json::to_vec` writes).
-    pub fn to_json(&self) -> Vec<u8> {
-        let guess: usize = self
-            .messages
-            .iter()
-            .map(|m| 200 + m.text.as_ref().map_or(0, String::len))
-            .sum();
-        let mut out = Vec::with_capacity(64 + guess);
-        out.extend_from_slice(b"{\"messages\":[");
-        for (i, m) in self.messages.iter().enumerate() {
+/// A poll page as JSON, the bytes `serde_json::to_vec` writes for the [`PollResponse`] with these
+/// messages, `nextCursor`, `truncated` and `members` (`(agentId, lastSeenAt)`), from borrowed
+/// parts: a page is written without copying the messages it holds.
+pub fn poll_page_json<'a>(
+    messages: impl IntoIterator<Item = MessageView<'a>>,
+    next_cursor: Cursor,
+    truncated: bool,
+    members: Option<impl IntoIterator<Item = (&'a str, Timestamp)>>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    out.extend_from_slice(b"{\"messages\":[");
+    for (i, m) in messages.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        m.write_json(&mut out);
+    }
+    out.extend_from_slice(b"],\"nextCursor\":");
+    push_cursor(&mut out, next_cursor);
+    out.extend_from_slice(b",\"truncated\":");
+    push_bool(&mut out, truncated);
+    if let Some(members) = members {
+        out.extend_from_slice(b",\"members\":[");
+        for (i, (agent_id, last_seen_at)) in members.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            m.write_json(&mut out);
+            out.extend_from_slice(b"{\"agentId\":");
+            push_str(&mut out, agent_id);
+            out.extend_from_slice(b",\"lastSeenAt\":");
+            push_time(&mut out, last_seen_at);
+            out.push(b'}');
         }
-        out.extend_from_slice(b"],\"nextCursor\":");
-        push_cursor(&mut out, self.next_cursor);
-        out.extend_from_slice(b",\"truncated\":");
-        push_bool(&mut out, self.truncated);
-        if let Some(members) = &self.members {
-            out.extend_from_slice(b",\"members\":[");
-            for (i, p) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"{\"agentId\":");
-                push_str(&mut out, &p.agent_id);
-                out.extend_from_slice(b",\"lastSeenAt\":");
-                push_time(&mut out, p.last_seen_at);
-                out.push(b'}');
-            }
-            out.push(b']');
-        }
-        out.push(b'}');
-        out
+        out.push(b']');
+    }
+    out.push(b'}');
+    out
+}
+
+impl PollResponse {
+    /// This page as JSON (the bytes `serde_json::to_vec` writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        poll_page_json(
+            self.messages.iter().map(MessageView::from),
+            self.next_cursor,
+            self.truncated,
+            self.members.as_ref().map(|members| {
+                members
+                    .iter()
+                    .map(|p| (p.agent_id.as_str(), p.last_seen_at))
+            }),
+        )
     }
 }
 

@@ -1,9 +1,10 @@
-//! The embedded backend: all state in memory behind short `std::sync::Mutex` sections (never held
+//! The embedded backend: all state in memory behind short `std::sync` lock sections (never held
 //! across `.await`), session and code metadata journaled to redb in `DATA_DIR` (see `persist`), or
-//! nothing on disk at all for tests ([`EmbeddedStore::in_memory`]).
+//! nothing on disk at all for tests ([`EmbeddedStore::in_memory`]). The session map is a
+//! `RwLock` that requests only read (a lookup); each session has its own `Mutex`.
 //!
-//! Lock order, to stay deadlock-free: codes → session map → one session. Expired sessions are
-//! dropped when touched and by [`Store::sweep`].
+//! Lock order, to stay deadlock-free: codes → session map → one session → dirty set. Expired
+//! sessions are dropped when touched and by [`Store::sweep`].
 //!
 //! Cursors never repeat across restarts: blocks of cursors are reserved durably ahead of use
 //! ([`RESERVE_BLOCK`]); after a restart a session resumes above everything reserved, and every
@@ -11,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use nexus_proto::time::Millis;
@@ -141,7 +142,8 @@ type Shared = Arc<Mutex<Entry>>;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
-    sessions: Mutex<HashMap<SessionId, Shared>>,
+    /// Read-locked by every request (a lookup), write-locked only to add or drop a session.
+    sessions: RwLock<HashMap<SessionId, Shared>>,
     codes: Mutex<HashMap<PairCode, CodeRecord>>,
     dirty: Mutex<HashSet<SessionId>>,
     journal: Option<Journal>,
@@ -154,11 +156,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl EmbeddedStore {
     /// A store that keeps nothing on disk (tests, benchmarks).
     pub fn in_memory(deadlines: Deadlines) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: RwLock::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             journal: None,
@@ -195,7 +205,7 @@ impl EmbeddedStore {
             journal.write_later(stale)?;
         }
         Ok(Self {
-            sessions: Mutex::new(sessions),
+            sessions: RwLock::new(sessions),
             codes: Mutex::new(codes),
             dirty: Mutex::new(HashSet::new()),
             journal: Some(journal),
@@ -205,15 +215,22 @@ impl EmbeddedStore {
 
     /// The session if it exists and has not expired; an expired one is dropped on the spot.
     fn live(&self, id: &SessionId, now: Millis) -> Option<Shared> {
-        let mut map = lock(&self.sessions);
-        let shared = map.get(id)?.clone();
-        let expired = lock(&shared).rec.expires_at <= now;
-        if expired {
+        let shared = read(&self.sessions).get(id)?.clone();
+        if lock(&shared).rec.expires_at > now {
+            return Some(shared);
+        }
+        self.drop_if_expired(id, &shared, now);
+        None
+    }
+
+    /// Removes `shared` (the session `id`) if it is still the one in the map and has expired.
+    fn drop_if_expired(&self, id: &SessionId, shared: &Shared, now: Millis) {
+        let mut map = write(&self.sessions);
+        let current = map.get(id).filter(|current| Arc::ptr_eq(current, shared));
+        if current.is_some_and(|current| lock(current).rec.expires_at <= now) {
             map.remove(id);
             self.forget_session(id);
-            return None;
         }
-        Some(shared)
     }
 
     fn forget_session(&self, id: &SessionId) {
@@ -317,7 +334,7 @@ impl Store for EmbeddedStore {
         let has_journal = self.journal.is_some();
         rec.cursor_ceiling = if has_journal { RESERVE_BLOCK } else { 0 };
         let pending = {
-            let mut map = lock(&self.sessions);
+            let mut map = write(&self.sessions);
             if map.len() as u64 >= max_sessions {
                 let expired: Vec<SessionId> = map
                     .iter()
@@ -567,7 +584,7 @@ impl Store for EmbeddedStore {
     }
 
     fn subscribe(&self, id: &SessionId) -> Option<Wakeup> {
-        let map = lock(&self.sessions);
+        let map = read(&self.sessions);
         let shared = map.get(id)?;
         Some(lock(shared).wake.subscribe())
     }
@@ -647,7 +664,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        let map = lock(&self.sessions);
+        let map = read(&self.sessions);
         let mut stats = StoreStats::default();
         for shared in map.values() {
             let e = lock(shared);
@@ -672,24 +689,22 @@ impl Store for EmbeddedStore {
                 keep
             });
         }
-        {
-            let mut map = lock(&self.sessions);
-            let mut gone = Vec::new();
-            for (id, shared) in map.iter() {
-                let mut e = lock(shared);
-                if e.rec.expires_at <= now {
-                    gone.push(id.clone());
-                } else {
-                    if e.prune(now, self.deadlines.inactivity_ms) {
-                        self.mark_dirty(&mut e);
-                    }
-                    e.drop_expired_messages(now);
+        // Requests go on during the sweep: the map is only read while sessions are tidied, and
+        // write-locked once to drop the expired ones.
+        let mut gone = Vec::new();
+        for (id, shared) in read(&self.sessions).iter() {
+            let mut e = lock(shared);
+            if e.rec.expires_at <= now {
+                gone.push((id.clone(), shared.clone()));
+            } else {
+                if e.prune(now, self.deadlines.inactivity_ms) {
+                    self.mark_dirty(&mut e);
                 }
+                e.drop_expired_messages(now);
             }
-            for id in gone {
-                map.remove(&id);
-                self.forget_session(&id);
-            }
+        }
+        for (id, shared) in gone {
+            self.drop_if_expired(&id, &shared, now);
         }
         if let (Some(j), false) = (&self.journal, stale_codes.is_empty()) {
             j.write_later(stale_codes)?;
@@ -704,7 +719,7 @@ impl Store for EmbeddedStore {
         let ids: Vec<SessionId> = lock(&self.dirty).drain().collect();
         let mut ops = Vec::with_capacity(ids.len());
         for id in ids {
-            let shared = lock(&self.sessions).get(&id).cloned();
+            let shared = read(&self.sessions).get(&id).cloned();
             if let Some(shared) = shared {
                 let mut e = lock(&shared);
                 e.dirty = false;
@@ -721,7 +736,7 @@ impl Store for EmbeddedStore {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let map = lock(&self.sessions).clone();
+        let map = read(&self.sessions).clone();
         let mut ops = Vec::with_capacity(map.len());
         for shared in map.values() {
             let e = lock(shared);

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cursor::Cursor;
 use crate::error::FieldProblem;
-use crate::time::Timestamp;
+use crate::time::{Rfc3339Cache, Timestamp};
 use crate::validate;
 
 /// Longest greeting, in characters.
@@ -487,9 +487,17 @@ pub struct Stats {
 // buffer: the same bytes as `serde_json::to_vec`, without a serializer call per field. Strings
 // that need escaping are handed to serde_json, so escaping is never written by hand.
 
+/// Whether `s` can be written between quotes as is. Every byte is looked at (no early exit), so
+/// the loop vectorizes.
+fn plain(s: &str) -> bool {
+    !s.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
 /// Appends `s` as a JSON string.
 fn push_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if plain(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -505,9 +513,9 @@ fn push_cursor(out: &mut Vec<u8>, c: Cursor) {
     out.push(b'"');
 }
 
-fn push_time(out: &mut Vec<u8>, t: Timestamp) {
+fn push_time(out: &mut Vec<u8>, t: Timestamp, times: &mut Rfc3339Cache) {
     out.push(b'"');
-    out.extend_from_slice(&crate::time::rfc3339_millis(t.0));
+    out.extend_from_slice(&times.format(t.0));
     out.push(b'"');
 }
 
@@ -519,14 +527,15 @@ impl MessageSent {
     /// This receipt as JSON (the bytes `serde_json::to_vec` writes).
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
+        let times = &mut Rfc3339Cache::default();
         out.extend_from_slice(b"{\"id\":");
         push_str(&mut out, &self.id);
         out.extend_from_slice(b",\"cursor\":");
         push_cursor(&mut out, self.cursor);
         out.extend_from_slice(b",\"sentAt\":");
-        push_time(&mut out, self.sent_at);
+        push_time(&mut out, self.sent_at, times);
         out.extend_from_slice(b",\"expiresAt\":");
-        push_time(&mut out, self.expires_at);
+        push_time(&mut out, self.expires_at, times);
         out.extend_from_slice(b",\"verified\":");
         push_bool(&mut out, self.verified);
         if let Some(types) = &self.redacted {
@@ -573,7 +582,7 @@ impl<'a> From<&'a Message> for MessageView<'a> {
 }
 
 impl MessageView<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, out: &mut Vec<u8>, times: &mut Rfc3339Cache) {
         out.extend_from_slice(b"{\"id\":");
         push_str(out, self.id);
         out.extend_from_slice(b",\"agentId\":");
@@ -592,9 +601,9 @@ impl MessageView<'_> {
         out.extend_from_slice(b",\"verified\":");
         push_bool(out, self.verified);
         out.extend_from_slice(b",\"sentAt\":");
-        push_time(out, self.sent_at);
+        push_time(out, self.sent_at, times);
         out.extend_from_slice(b",\"expiresAt\":");
-        push_time(out, self.expires_at);
+        push_time(out, self.expires_at, times);
         out.push(b'}');
     }
 }
@@ -609,12 +618,13 @@ pub fn poll_page_json<'a>(
     members: Option<impl IntoIterator<Item = (&'a str, Timestamp)>>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(2048);
+    let times = &mut Rfc3339Cache::default();
     out.extend_from_slice(b"{\"messages\":[");
     for (i, m) in messages.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        m.write_json(&mut out);
+        m.write_json(&mut out, times);
     }
     out.extend_from_slice(b"],\"nextCursor\":");
     push_cursor(&mut out, next_cursor);
@@ -629,7 +639,7 @@ pub fn poll_page_json<'a>(
             out.extend_from_slice(b"{\"agentId\":");
             push_str(&mut out, agent_id);
             out.extend_from_slice(b",\"lastSeenAt\":");
-            push_time(&mut out, last_seen_at);
+            push_time(&mut out, last_seen_at, times);
             out.push(b'}');
         }
         out.push(b']');

@@ -123,8 +123,31 @@ impl Entry {
         self.messages.push_back(message);
     }
 
+    /// Index of the first held message with a cursor above `after`. Held cursors are
+    /// consecutive (each append takes the next one; expiry pops from the front), so the index is
+    /// arithmetic and only the messages around it are read; a binary search (which reads
+    /// log n cold messages) backs it up should that ever not hold.
+    fn index_after(&self, after: Cursor) -> usize {
+        let len = self.messages.len();
+        let Some(first) = self.messages.front() else {
+            return 0;
+        };
+        let guess = after
+            .0
+            .saturating_add(1)
+            .saturating_sub(first.cursor.0)
+            .min(len as u64) as usize;
+        let below = |i: usize| self.messages.get(i).is_none_or(|m| m.cursor > after);
+        let at_or_above = |i: usize| i == 0 || self.messages[i - 1].cursor <= after;
+        if at_or_above(guess) && below(guess) {
+            guess
+        } else {
+            self.messages.partition_point(|m| m.cursor <= after)
+        }
+    }
+
     fn find(&self, cursor: Cursor) -> Option<&Arc<StoredMessage>> {
-        let i = self.messages.partition_point(|m| m.cursor < cursor);
+        let i = self.index_after(Cursor(cursor.0.saturating_sub(1)));
         self.messages.get(i).filter(|m| m.cursor == cursor)
     }
 
@@ -557,7 +580,7 @@ impl Store for EmbeddedStore {
         let lost = e.rec.lost_through;
         let mut truncated = lost > 0 && after.is_none_or(|a| a.0 < lost);
         let start = match after {
-            Some(a) => e.messages.partition_point(|m| m.cursor <= a),
+            Some(a) => e.index_after(a),
             None => 0,
         };
         let mut messages = Vec::with_capacity(limit.min(e.messages.len() - start));
@@ -948,6 +971,42 @@ mod tests {
             send(T0 + 2_000, 3).await,
             "an expired message frees its place"
         );
+    }
+
+    #[test]
+    fn the_index_after_a_cursor_is_found_with_or_without_consecutive_cursors() {
+        let msg = |c: u64| {
+            Arc::new(StoredMessage {
+                id: format!("msg_{c}"),
+                agent_id: agent("a"),
+                text: Some("t".into()),
+                json: None,
+                cursor: Cursor(c),
+                verified: true,
+                sent_at: T0,
+                expires_at: T0 + 1,
+                idempotency_key: None,
+            })
+        };
+        let mut e = Entry::new(record(&SessionId::from_random([7; 24])), 0);
+        assert_eq!(e.index_after(Cursor(5)), 0);
+        for held in [vec![3, 4, 5, 6, 7], vec![3, 5, 9, 10, 20]] {
+            e.messages = held.iter().map(|&c| msg(c)).collect();
+            for after in 0..25 {
+                let expected = held.iter().filter(|&&c| c <= after).count();
+                assert_eq!(
+                    e.index_after(Cursor(after)),
+                    expected,
+                    "{held:?} after {after}"
+                );
+            }
+            for c in 0..25 {
+                assert_eq!(
+                    e.find(Cursor(c)).map(|m| m.cursor.0),
+                    held.contains(&c).then_some(c)
+                );
+            }
+        }
     }
 
     #[tokio::test]

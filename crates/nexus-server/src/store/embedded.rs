@@ -37,6 +37,9 @@ struct Entry {
     newest_expiry: Millis,
     /// Waiting in the store's dirty set for the next batched flush.
     dirty: bool,
+    /// Expiry of the oldest message held (`Millis::MAX` when none), so that checking for expired
+    /// messages on every send and poll does not read that message.
+    oldest_expiry: Millis,
     /// (sender, Idempotency-Key) → (body digest, cursor).
     idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
     wake: watch::Sender<u64>,
@@ -54,6 +57,7 @@ impl Entry {
             expiry_sorted: true,
             newest_expiry: 0,
             dirty: false,
+            oldest_expiry: Millis::MAX,
             idempotency: HashMap::new(),
             wake,
             durable_ceiling,
@@ -83,16 +87,17 @@ impl Entry {
     }
 
     fn drop_expired_messages(&mut self, now: Millis) {
-        while let Some(front) = self.messages.front() {
-            if front.expires_at > now {
+        while self.oldest_expiry <= now {
+            let Some(front) = self.messages.pop_front() else {
+                self.oldest_expiry = Millis::MAX;
                 break;
-            }
+            };
             self.rec.lost_through = self.rec.lost_through.max(front.cursor.0);
             if let Some(key) = &front.idempotency_key {
                 self.idempotency
                     .remove(&(front.agent_id.clone(), key.clone()));
             }
-            self.messages.pop_front();
+            self.oldest_expiry = self.messages.front().map_or(Millis::MAX, |m| m.expires_at);
         }
     }
 
@@ -116,6 +121,7 @@ impl Entry {
     fn push_message(&mut self, message: Arc<StoredMessage>) {
         if self.messages.is_empty() {
             self.expiry_sorted = true;
+            self.oldest_expiry = message.expires_at;
         } else if message.expires_at < self.newest_expiry {
             self.expiry_sorted = false;
         }

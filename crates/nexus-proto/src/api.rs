@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::cursor::Cursor;
 use crate::error::FieldProblem;
-use crate::time::Timestamp;
+use crate::time::{Rfc3339Cache, Timestamp};
 use crate::validate;
 
 /// Longest greeting, in characters.
@@ -495,6 +495,188 @@ pub struct Stats {
     pub uptime: u64,
 }
 
+// ---------------------------------------------------------------------------------------------
+// The bodies of the hottest responses (send receipts and poll pages), written straight into a
+// buffer: the same bytes as `serde_json::to_vec`, without a serializer call per field. Strings
+// that need escaping are handed to serde_json, so escaping is never written by hand.
+
+/// Whether `s` can be written between quotes as is. Every byte is looked at (no early exit), so
+/// the loop vectorizes.
+fn plain(s: &str) -> bool {
+    !s.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+/// Appends `s` as a JSON string.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // serde_json's escaping; a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn push_cursor(out: &mut Vec<u8>, c: Cursor) {
+    out.push(b'"');
+    out.extend_from_slice(itoa::Buffer::new().format(c.0).as_bytes());
+    out.push(b'"');
+}
+
+fn push_time(out: &mut Vec<u8>, t: Timestamp, times: &mut Rfc3339Cache) {
+    out.push(b'"');
+    out.extend_from_slice(&times.format(t.0));
+    out.push(b'"');
+}
+
+fn push_bool(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+impl MessageSent {
+    /// This receipt as JSON (the bytes `serde_json::to_vec` writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        let times = &mut Rfc3339Cache::default();
+        out.extend_from_slice(b"{\"id\":");
+        push_str(&mut out, &self.id);
+        out.extend_from_slice(b",\"cursor\":");
+        push_cursor(&mut out, self.cursor);
+        out.extend_from_slice(b",\"sentAt\":");
+        push_time(&mut out, self.sent_at, times);
+        out.extend_from_slice(b",\"expiresAt\":");
+        push_time(&mut out, self.expires_at, times);
+        out.extend_from_slice(b",\"verified\":");
+        push_bool(&mut out, self.verified);
+        if let Some(types) = &self.redacted {
+            out.extend_from_slice(b",\"redacted\":[");
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(&mut out, t);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// A polled message borrowed from wherever it is held; written exactly as [`Message`].
+#[derive(Clone, Copy, Debug)]
+pub struct MessageView<'a> {
+    pub id: &'a str,
+    pub agent_id: &'a str,
+    pub text: Option<&'a str>,
+    pub json: Option<&'a Value>,
+    pub cursor: Cursor,
+    pub verified: bool,
+    pub sent_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl<'a> From<&'a Message> for MessageView<'a> {
+    fn from(m: &'a Message) -> Self {
+        Self {
+            id: &m.id,
+            agent_id: &m.agent_id,
+            text: m.text.as_deref(),
+            json: m.json.as_ref(),
+            cursor: m.cursor,
+            verified: m.verified,
+            sent_at: m.sent_at,
+            expires_at: m.expires_at,
+        }
+    }
+}
+
+impl MessageView<'_> {
+    fn write_json(&self, out: &mut Vec<u8>, times: &mut Rfc3339Cache) {
+        out.extend_from_slice(b"{\"id\":");
+        push_str(out, self.id);
+        out.extend_from_slice(b",\"agentId\":");
+        push_str(out, self.agent_id);
+        if let Some(text) = self.text {
+            out.extend_from_slice(b",\"text\":");
+            push_str(out, text);
+        }
+        if let Some(json) = self.json {
+            out.extend_from_slice(b",\"json\":");
+            // A Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, json);
+        }
+        out.extend_from_slice(b",\"cursor\":");
+        push_cursor(out, self.cursor);
+        out.extend_from_slice(b",\"verified\":");
+        push_bool(out, self.verified);
+        out.extend_from_slice(b",\"sentAt\":");
+        push_time(out, self.sent_at, times);
+        out.extend_from_slice(b",\"expiresAt\":");
+        push_time(out, self.expires_at, times);
+        out.push(b'}');
+    }
+}
+
+/// A poll page as JSON, the bytes `serde_json::to_vec` writes for the [`PollResponse`] with these
+/// messages, `nextCursor`, `truncated` and `members` (`(agentId, lastSeenAt)`), from borrowed
+/// parts: a page is written without copying the messages it holds.
+pub fn poll_page_json<'a>(
+    messages: impl IntoIterator<Item = MessageView<'a>>,
+    next_cursor: Cursor,
+    truncated: bool,
+    members: Option<impl IntoIterator<Item = (&'a str, Timestamp)>>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    let times = &mut Rfc3339Cache::default();
+    out.extend_from_slice(b"{\"messages\":[");
+    for (i, m) in messages.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        m.write_json(&mut out, times);
+    }
+    out.extend_from_slice(b"],\"nextCursor\":");
+    push_cursor(&mut out, next_cursor);
+    out.extend_from_slice(b",\"truncated\":");
+    push_bool(&mut out, truncated);
+    if let Some(members) = members {
+        out.extend_from_slice(b",\"members\":[");
+        for (i, (agent_id, last_seen_at)) in members.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"agentId\":");
+            push_str(&mut out, agent_id);
+            out.extend_from_slice(b",\"lastSeenAt\":");
+            push_time(&mut out, last_seen_at, times);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+    out
+}
+
+impl PollResponse {
+    /// This page as JSON (the bytes `serde_json::to_vec` writes).
+    pub fn to_json(&self) -> Vec<u8> {
+        poll_page_json(
+            self.messages.iter().map(MessageView::from),
+            self.next_cursor,
+            self.truncated,
+            self.members.as_ref().map(|members| {
+                members
+                    .iter()
+                    .map(|p| (p.agent_id.as_str(), p.last_seen_at))
+            }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,7 +823,96 @@ mod tests {
         assert!(!valid_idempotency_key("é"));
     }
 
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            ".*".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn any_message() -> impl Strategy<Value = Message> {
+        (
+            ".*",
+            ".*",
+            proptest::option::of(".*"),
+            proptest::option::of(any_json()),
+            any::<u64>(),
+            any::<bool>(),
+            any::<u64>(),
+            any::<u64>(),
+        )
+            .prop_map(|(id, agent_id, text, json, c, verified, a, b)| Message {
+                id,
+                agent_id,
+                text,
+                json,
+                cursor: Cursor(c),
+                verified,
+                sent_at: Timestamp(a % 253_402_300_800_000),
+                expires_at: Timestamp(b % 253_402_300_800_000),
+            })
+    }
+
     proptest! {
+        #[test]
+        fn hand_written_receipts_are_serde_json_bytes(
+            id in ".*",
+            c in any::<u64>(),
+            a in 0u64..253_402_300_800_000,
+            b in 0u64..253_402_300_800_000,
+            verified in any::<bool>(),
+            redacted in proptest::option::of(proptest::collection::vec(".*", 0..3)),
+        ) {
+            let sent = MessageSent {
+                id,
+                cursor: Cursor(c),
+                sent_at: Timestamp(a),
+                expires_at: Timestamp(b),
+                verified,
+                redacted,
+            };
+            prop_assert_eq!(
+                String::from_utf8(sent.to_json()).unwrap(),
+                serde_json::to_string(&sent).unwrap()
+            );
+        }
+
+        #[test]
+        fn hand_written_pages_are_serde_json_bytes(
+            messages in proptest::collection::vec(any_message(), 0..4),
+            c in any::<u64>(),
+            truncated in any::<bool>(),
+            members in proptest::option::of(proptest::collection::vec((".*", 0u64..253_402_300_800_000), 0..3)),
+        ) {
+            let page = PollResponse {
+                messages,
+                next_cursor: Cursor(c),
+                truncated,
+                members: members.map(|m| {
+                    m.into_iter()
+                        .map(|(agent_id, t)| Presence { agent_id, last_seen_at: Timestamp(t) })
+                        .collect()
+                }),
+            };
+            prop_assert_eq!(
+                String::from_utf8(page.to_json()).unwrap(),
+                serde_json::to_string(&page).unwrap()
+            );
+        }
+
         #[test]
         fn ttl_in_range_is_accepted_and_out_of_range_rejected(ttl in any::<i64>()) {
             let res = CreateSessionRequest::from_json(json!({ "ttl": ttl }), LIMITS);

@@ -70,6 +70,41 @@ pub fn rfc3339_millis(ms: Millis) -> [u8; RFC3339_MILLIS_LEN] {
     buf
 }
 
+/// Formats many timestamps that share a few seconds (a page of messages sent together, and
+/// their expiries): the date and time of day are computed once per second seen recently.
+#[derive(Clone, Debug, Default)]
+pub struct Rfc3339Cache {
+    /// (seconds since the epoch + 1, `YYYY-MM-DDTHH:MM:SS`); 0 is an empty slot.
+    seconds: [(u64, [u8; 19]); 2],
+    next: usize,
+}
+
+impl Rfc3339Cache {
+    /// The same bytes as [`rfc3339_millis`].
+    pub fn format(&mut self, ms: Millis) -> [u8; RFC3339_MILLIS_LEN] {
+        let ms = ms.min(MAX_MILLIS);
+        let key = ms / 1000 + 1;
+        let prefix = match self.seconds.iter().find(|(k, _)| *k == key) {
+            Some((_, prefix)) => *prefix,
+            None => {
+                let mut prefix = [0u8; 19];
+                write_date_time(&mut prefix, ms / 1000);
+                self.seconds[self.next] = (key, prefix);
+                self.next = (self.next + 1) % self.seconds.len();
+                prefix
+            }
+        };
+        let mut buf = [0u8; RFC3339_MILLIS_LEN];
+        buf[..19].copy_from_slice(&prefix);
+        buf[19] = b'.';
+        let frac = ms % 1000;
+        buf[20] = b'0' + (frac / 100) as u8;
+        two(&mut buf, 21, frac);
+        buf[23] = b'Z';
+        buf
+    }
+}
+
 /// `micros` since the epoch as the bytes of `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` (log lines).
 pub fn rfc3339_micros(micros: u64) -> [u8; 27] {
     let micros = micros.min(MAX_MILLIS * 1000 + 999);
@@ -178,6 +213,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_cache_writes_what_the_formatter_writes(
+            base in 0u64..MAX_MILLIS,
+            steps in proptest::collection::vec(0u64..5_000, 1..40),
+        ) {
+            let mut cache = Rfc3339Cache::default();
+            for (i, step) in steps.iter().enumerate() {
+                // Back and forth around a few seconds, as sentAt / expiresAt pairs do.
+                let ms = if i % 2 == 0 { base.saturating_add(*step) } else { base.saturating_sub(*step) };
+                prop_assert_eq!(cache.format(ms), rfc3339_millis(ms));
+            }
+            prop_assert_eq!(cache.format(Millis::MAX), rfc3339_millis(Millis::MAX));
+        }
+
         #[test]
         fn agrees_with_humantime(ms in 0u64..MAX_MILLIS) {
             let ours = format_rfc3339(ms);

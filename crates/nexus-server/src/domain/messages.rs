@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use nexus_proto::api::{
-    MessageSent, PollQuery, PollResponse, Presence, SendRequest, valid_idempotency_key,
+    MessageSent, MessageView, PollQuery, SendRequest, poll_page_json, valid_idempotency_key,
 };
 use nexus_proto::{Cursor, ErrorCode, FieldProblem};
 use sha2::{Digest, Sha256};
@@ -24,12 +24,12 @@ use crate::store::{AppendLimits, AppendOutcome, NewMessage, Page, ReadOutcome, S
 /// Message id of a session's greeting.
 pub const GREETING_ID: &str = "msg_greeting";
 
-fn wire(m: &StoredMessage) -> nexus_proto::api::Message {
-    nexus_proto::api::Message {
-        id: m.id.clone(),
-        agent_id: m.agent_id.to_string(),
-        text: m.text.clone(),
-        json: m.json.clone(),
+fn view(m: &StoredMessage) -> MessageView<'_> {
+    MessageView {
+        id: &m.id,
+        agent_id: m.agent_id.as_str(),
+        text: m.text.as_deref(),
+        json: m.json.as_ref(),
         cursor: m.cursor,
         verified: m.verified,
         sent_at: ts(m.sent_at),
@@ -163,7 +163,7 @@ impl Relay {
         raw_id: &str,
         agent_header: Option<&str>,
         raw_query: Option<&str>,
-    ) -> Result<PollResponse, RelayError> {
+    ) -> Result<PolledPage, RelayError> {
         let id = session_id(raw_id)?;
         let reader = caller(agent_header)?;
         // Decoded pairs borrow from the query string unless they hold escapes; bytes that are not
@@ -237,41 +237,77 @@ impl Relay {
         }
     }
 
-    fn page_response(&self, page: Page, query: &PollQuery) -> PollResponse {
-        let rec = &page.record;
-        let mut messages = Vec::with_capacity(page.messages.len() + 1);
-        if let (None, Some(text)) = (query.after, &rec.greeting) {
-            messages.push(nexus_proto::api::Message {
-                id: GREETING_ID.into(),
-                agent_id: nexus_proto::agent_id::SYSTEM_AGENT_ID.into(),
-                text: Some(text.clone()),
+    fn page_response(&self, page: Page, query: &PollQuery) -> PolledPage {
+        PolledPage {
+            greeting: query.after.is_none() && page.record.greeting.is_some(),
+            page,
+            after: query.after,
+            limit: query.limit as usize,
+            members: query.members,
+        }
+    }
+}
+
+/// A poll's answer (SPEC §2 poll): the greeting when asked from the beginning, then the page
+/// read, at most `limit` messages, `nextCursor`, `truncated`, and presence when asked. Written
+/// as JSON straight from the messages the store holds, without copying them.
+pub struct PolledPage {
+    page: Page,
+    greeting: bool,
+    after: Option<Cursor>,
+    limit: usize,
+    members: bool,
+}
+
+impl PolledPage {
+    fn greeting(&self) -> Option<MessageView<'_>> {
+        let rec = &self.page.record;
+        match (self.greeting, &rec.greeting) {
+            (true, Some(text)) => Some(MessageView {
+                id: GREETING_ID,
+                agent_id: nexus_proto::agent_id::SYSTEM_AGENT_ID,
+                text: Some(text),
                 json: None,
                 cursor: Cursor::ZERO,
                 verified: true,
                 sent_at: ts(rec.created_at),
                 expires_at: ts(rec.expires_at),
-            });
-        }
-        messages.extend(page.messages.iter().map(|m| wire(m)));
-        messages.truncate(query.limit as usize);
-        let next_cursor = messages
-            .last()
-            .map(|m| m.cursor)
-            .or(query.after)
-            .unwrap_or(Cursor::ZERO);
-        PollResponse {
-            messages,
-            next_cursor,
-            truncated: page.truncated,
-            members: query.members.then(|| {
-                rec.members
-                    .iter()
-                    .map(|m| Presence {
-                        agent_id: m.agent_id.to_string(),
-                        last_seen_at: ts(m.last_seen_at),
-                    })
-                    .collect()
             }),
+            _ => None,
         }
+    }
+
+    fn messages(&self) -> impl Iterator<Item = MessageView<'_>> {
+        self.greeting()
+            .into_iter()
+            .chain(self.page.messages.iter().map(|m| view(m)))
+            .take(self.limit)
+    }
+
+    /// The cursor of the last message returned, or `after` (or `0`) when none.
+    pub fn next_cursor(&self) -> Cursor {
+        let shown = (usize::from(self.greeting) + self.page.messages.len()).min(self.limit);
+        match shown.checked_sub(1 + usize::from(self.greeting)) {
+            Some(last) => self.page.messages[last].cursor,
+            None if shown > 0 => Cursor::ZERO,
+            None => self.after.unwrap_or(Cursor::ZERO),
+        }
+    }
+
+    /// The page as the `PollResponse` JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        let members = self.members.then(|| {
+            self.page
+                .record
+                .members
+                .iter()
+                .map(|m| (m.agent_id.as_str(), ts(m.last_seen_at)))
+        });
+        poll_page_json(
+            self.messages(),
+            self.next_cursor(),
+            self.page.truncated,
+            members,
+        )
     }
 }

@@ -72,7 +72,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ProtocolHeaders {
 fn text(value: &Option<HeaderValue>) -> Option<Cow<'_, str>> {
     value
         .as_ref()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .map(|v| match std::str::from_utf8(v.as_bytes()) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()),
+        })
 }
 
 impl ProtocolHeaders {

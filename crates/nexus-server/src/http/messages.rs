@@ -3,15 +3,27 @@
 
 use std::borrow::Cow;
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use nexus_proto::ErrorBody;
 use nexus_proto::api::{MessageSent, PollResponse, SendRequest};
 
 use super::AppState;
 use super::extract::{Body, PathParams, ProtocolHeaders};
 use crate::domain::RelayError;
+
+/// A JSON body written by the proto types themselves (the same bytes and `Content-Type` as
+/// `axum::Json`, without a serializer call per field).
+fn json(body: Vec<u8>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+}
 
 /// Send a message (`text` and/or `json`); secrets are redacted before storage.
 #[utoipa::path(
@@ -43,7 +55,7 @@ pub async fn send(
     PathParams(id): PathParams<String>,
     headers: ProtocolHeaders,
     Body(body): Body,
-) -> Result<(StatusCode, Json<MessageSent>), RelayError> {
+) -> Result<Response, RelayError> {
     let sent = relay
         .send(
             &id,
@@ -58,7 +70,7 @@ pub async fn send(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(sent.receipt)))
+    Ok((status, json(sent.receipt.to_json())).into_response())
 }
 
 /// Read messages after a cursor; `wait` long-polls.
@@ -89,11 +101,11 @@ pub async fn poll(
     PathParams(id): PathParams<String>,
     headers: ProtocolHeaders,
     RawQuery(query): RawQuery,
-) -> Result<Json<PollResponse>, RelayError> {
+) -> Result<Response, RelayError> {
     // Nothing of the request is kept while a long-poll waits: the header values share the
     // buffer the request was read into, which can then be freed.
     let agent = headers.agent_id().map(Cow::into_owned);
     drop(headers);
     let page = relay.poll(&id, agent.as_deref(), query.as_deref()).await?;
-    Ok(Json(page))
+    Ok(json(page.to_json()).into_response())
 }

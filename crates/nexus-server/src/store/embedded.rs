@@ -1,9 +1,10 @@
-//! The embedded backend: all state in memory behind short `std::sync::Mutex` sections (never held
+//! The embedded backend: all state in memory behind short `std::sync` lock sections (never held
 //! across `.await`), session and code metadata journaled to redb in `DATA_DIR` (see `persist`), or
-//! nothing on disk at all for tests ([`EmbeddedStore::in_memory`]).
+//! nothing on disk at all for tests ([`EmbeddedStore::in_memory`]). The session map is a
+//! `RwLock` that requests only read (a lookup); each session has its own `Mutex`.
 //!
-//! Lock order, to stay deadlock-free: codes → session map → one session. Expired sessions are
-//! dropped when touched and by [`Store::sweep`].
+//! Lock order, to stay deadlock-free: codes → session map → one session → dirty set. Expired
+//! sessions are dropped when touched and by [`Store::sweep`].
 //!
 //! Cursors never repeat across restarts: blocks of cursors are reserved durably ahead of use
 //! ([`RESERVE_BLOCK`]); after a restart a session resumes above everything reserved, and every
@@ -11,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use nexus_proto::time::Millis;
@@ -36,6 +37,9 @@ struct Entry {
     newest_expiry: Millis,
     /// Waiting in the store's dirty set for the next batched flush.
     dirty: bool,
+    /// Expiry of the oldest message held (`Millis::MAX` when none), so that checking for expired
+    /// messages on every send and poll does not read that message.
+    oldest_expiry: Millis,
     /// (sender, Idempotency-Key) → (body digest, cursor).
     idempotency: HashMap<(AgentId, String), ([u8; 32], Cursor)>,
     wake: watch::Sender<u64>,
@@ -53,6 +57,7 @@ impl Entry {
             expiry_sorted: true,
             newest_expiry: 0,
             dirty: false,
+            oldest_expiry: Millis::MAX,
             idempotency: HashMap::new(),
             wake,
             durable_ceiling,
@@ -82,16 +87,17 @@ impl Entry {
     }
 
     fn drop_expired_messages(&mut self, now: Millis) {
-        while let Some(front) = self.messages.front() {
-            if front.expires_at > now {
+        while self.oldest_expiry <= now {
+            let Some(front) = self.messages.pop_front() else {
+                self.oldest_expiry = Millis::MAX;
                 break;
-            }
+            };
             self.rec.lost_through = self.rec.lost_through.max(front.cursor.0);
             if let Some(key) = &front.idempotency_key {
                 self.idempotency
                     .remove(&(front.agent_id.clone(), key.clone()));
             }
-            self.messages.pop_front();
+            self.oldest_expiry = self.messages.front().map_or(Millis::MAX, |m| m.expires_at);
         }
     }
 
@@ -115,6 +121,7 @@ impl Entry {
     fn push_message(&mut self, message: Arc<StoredMessage>) {
         if self.messages.is_empty() {
             self.expiry_sorted = true;
+            self.oldest_expiry = message.expires_at;
         } else if message.expires_at < self.newest_expiry {
             self.expiry_sorted = false;
         }
@@ -122,8 +129,31 @@ impl Entry {
         self.messages.push_back(message);
     }
 
+    /// Index of the first held message with a cursor above `after`. Held cursors are
+    /// consecutive (each append takes the next one; expiry pops from the front), so the index is
+    /// arithmetic and only the messages around it are read; a binary search (which reads
+    /// log n cold messages) backs it up should that ever not hold.
+    fn index_after(&self, after: Cursor) -> usize {
+        let len = self.messages.len();
+        let Some(first) = self.messages.front() else {
+            return 0;
+        };
+        let guess = after
+            .0
+            .saturating_add(1)
+            .saturating_sub(first.cursor.0)
+            .min(len as u64) as usize;
+        let below = |i: usize| self.messages.get(i).is_none_or(|m| m.cursor > after);
+        let at_or_above = |i: usize| i == 0 || self.messages[i - 1].cursor <= after;
+        if at_or_above(guess) && below(guess) {
+            guess
+        } else {
+            self.messages.partition_point(|m| m.cursor <= after)
+        }
+    }
+
     fn find(&self, cursor: Cursor) -> Option<&Arc<StoredMessage>> {
-        let i = self.messages.partition_point(|m| m.cursor < cursor);
+        let i = self.index_after(Cursor(cursor.0.saturating_sub(1)));
         self.messages.get(i).filter(|m| m.cursor == cursor)
     }
 
@@ -141,7 +171,8 @@ type Shared = Arc<Mutex<Entry>>;
 
 /// The embedded store. Cheap to share behind an `Arc`.
 pub struct EmbeddedStore {
-    sessions: Mutex<HashMap<SessionId, Shared>>,
+    /// Read-locked by every request (a lookup), write-locked only to add or drop a session.
+    sessions: RwLock<HashMap<SessionId, Shared>>,
     codes: Mutex<HashMap<PairCode, CodeRecord>>,
     dirty: Mutex<HashSet<SessionId>>,
     journal: Option<Journal>,
@@ -154,11 +185,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl EmbeddedStore {
     /// A store that keeps nothing on disk (tests, benchmarks).
     pub fn in_memory(deadlines: Deadlines) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: RwLock::new(HashMap::new()),
             codes: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             journal: None,
@@ -195,7 +234,7 @@ impl EmbeddedStore {
             journal.write_later(stale)?;
         }
         Ok(Self {
-            sessions: Mutex::new(sessions),
+            sessions: RwLock::new(sessions),
             codes: Mutex::new(codes),
             dirty: Mutex::new(HashSet::new()),
             journal: Some(journal),
@@ -205,15 +244,22 @@ impl EmbeddedStore {
 
     /// The session if it exists and has not expired; an expired one is dropped on the spot.
     fn live(&self, id: &SessionId, now: Millis) -> Option<Shared> {
-        let mut map = lock(&self.sessions);
-        let shared = map.get(id)?.clone();
-        let expired = lock(&shared).rec.expires_at <= now;
-        if expired {
+        let shared = read(&self.sessions).get(id)?.clone();
+        if lock(&shared).rec.expires_at > now {
+            return Some(shared);
+        }
+        self.drop_if_expired(id, &shared, now);
+        None
+    }
+
+    /// Removes `shared` (the session `id`) if it is still the one in the map and has expired.
+    fn drop_if_expired(&self, id: &SessionId, shared: &Shared, now: Millis) {
+        let mut map = write(&self.sessions);
+        let current = map.get(id).filter(|current| Arc::ptr_eq(current, shared));
+        if current.is_some_and(|current| lock(current).rec.expires_at <= now) {
             map.remove(id);
             self.forget_session(id);
-            return None;
         }
-        Some(shared)
     }
 
     fn forget_session(&self, id: &SessionId) {
@@ -325,7 +371,7 @@ impl Store for EmbeddedStore {
         let has_journal = self.journal.is_some();
         rec.cursor_ceiling = if has_journal { RESERVE_BLOCK } else { 0 };
         let pending = {
-            let mut map = lock(&self.sessions);
+            let mut map = write(&self.sessions);
             if map.len() as u64 >= max_sessions {
                 let expired: Vec<SessionId> = map
                     .iter()
@@ -554,7 +600,7 @@ impl Store for EmbeddedStore {
         let lost = e.rec.lost_through;
         let mut truncated = lost > 0 && after.is_none_or(|a| a.0 < lost);
         let start = match after {
-            Some(a) => e.messages.partition_point(|m| m.cursor <= a),
+            Some(a) => e.index_after(a),
             None => 0,
         };
         let mut messages = Vec::with_capacity(limit.min(e.messages.len() - start));
@@ -581,7 +627,7 @@ impl Store for EmbeddedStore {
     }
 
     fn subscribe(&self, id: &SessionId) -> Option<Wakeup> {
-        let map = lock(&self.sessions);
+        let map = read(&self.sessions);
         let shared = map.get(id)?;
         Some(lock(shared).wake.subscribe())
     }
@@ -672,7 +718,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn stats(&self, now: Millis) -> StoreResult<StoreStats> {
-        let map = lock(&self.sessions);
+        let map = read(&self.sessions);
         let mut stats = StoreStats::default();
         for shared in map.values() {
             let e = lock(shared);
@@ -697,24 +743,22 @@ impl Store for EmbeddedStore {
                 keep
             });
         }
-        {
-            let mut map = lock(&self.sessions);
-            let mut gone = Vec::new();
-            for (id, shared) in map.iter() {
-                let mut e = lock(shared);
-                if e.rec.expires_at <= now {
-                    gone.push(id.clone());
-                } else {
-                    if e.prune(now, self.deadlines.inactivity_ms) {
-                        self.mark_dirty(&mut e);
-                    }
-                    e.drop_expired_messages(now);
+        // Requests go on during the sweep: the map is only read while sessions are tidied, and
+        // write-locked once to drop the expired ones.
+        let mut gone = Vec::new();
+        for (id, shared) in read(&self.sessions).iter() {
+            let mut e = lock(shared);
+            if e.rec.expires_at <= now {
+                gone.push((id.clone(), shared.clone()));
+            } else {
+                if e.prune(now, self.deadlines.inactivity_ms) {
+                    self.mark_dirty(&mut e);
                 }
+                e.drop_expired_messages(now);
             }
-            for id in gone {
-                map.remove(&id);
-                self.forget_session(&id);
-            }
+        }
+        for (id, shared) in gone {
+            self.drop_if_expired(&id, &shared, now);
         }
         if let (Some(j), false) = (&self.journal, stale_codes.is_empty()) {
             j.write_later(stale_codes)?;
@@ -729,7 +773,7 @@ impl Store for EmbeddedStore {
         let ids: Vec<SessionId> = lock(&self.dirty).drain().collect();
         let mut ops = Vec::with_capacity(ids.len());
         for id in ids {
-            let shared = lock(&self.sessions).get(&id).cloned();
+            let shared = read(&self.sessions).get(&id).cloned();
             if let Some(shared) = shared {
                 let mut e = lock(&shared);
                 e.dirty = false;
@@ -746,7 +790,7 @@ impl Store for EmbeddedStore {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let map = lock(&self.sessions).clone();
+        let map = read(&self.sessions).clone();
         let mut ops = Vec::with_capacity(map.len());
         for shared in map.values() {
             let e = lock(shared);
@@ -958,6 +1002,42 @@ mod tests {
             send(T0 + 2_000, 3).await,
             "an expired message frees its place"
         );
+    }
+
+    #[test]
+    fn the_index_after_a_cursor_is_found_with_or_without_consecutive_cursors() {
+        let msg = |c: u64| {
+            Arc::new(StoredMessage {
+                id: format!("msg_{c}"),
+                agent_id: agent("a"),
+                text: Some("t".into()),
+                json: None,
+                cursor: Cursor(c),
+                verified: true,
+                sent_at: T0,
+                expires_at: T0 + 1,
+                idempotency_key: None,
+            })
+        };
+        let mut e = Entry::new(record(&SessionId::from_random([7; 24])), 0);
+        assert_eq!(e.index_after(Cursor(5)), 0);
+        for held in [vec![3, 4, 5, 6, 7], vec![3, 5, 9, 10, 20]] {
+            e.messages = held.iter().map(|&c| msg(c)).collect();
+            for after in 0..25 {
+                let expected = held.iter().filter(|&&c| c <= after).count();
+                assert_eq!(
+                    e.index_after(Cursor(after)),
+                    expected,
+                    "{held:?} after {after}"
+                );
+            }
+            for c in 0..25 {
+                assert_eq!(
+                    e.find(Cursor(c)).map(|m| m.cursor.0),
+                    held.contains(&c).then_some(c)
+                );
+            }
+        }
     }
 
     #[tokio::test]

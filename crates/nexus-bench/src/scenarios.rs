@@ -879,7 +879,6 @@ async fn longpoll(ctx: &mut Ctx, nexus: &Server, sessions: &[Sess], rss_before: 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let mut tasks = Vec::new();
     let mut parked = 0usize;
-    let mut sender = Conn::open(nexus.addr).await?;
     let body = send_body();
     let mut rss_at = HashMap::new();
     for &w in &s.waiters {
@@ -924,6 +923,9 @@ async fn longpoll(ctx: &mut Ctx, nexus: &Server, sessions: &[Sess], rss_before: 
         // Setup, not the hot loop: give the server time to read and park every request.
         tokio::time::sleep(Duration::from_millis(1000 + w as u64 / 10)).await;
         rss_at.insert(w, nexus.rss_kib()?);
+        // A fresh connection for the sends of each phase: parking thousands of waiters can take
+        // longer than the relay keeps an idle keep-alive connection (HEADER_READ_TIMEOUT_SECONDS).
+        let mut sender = Conn::open(nexus.addr).await?;
 
         let mut lat = Vec::with_capacity(s.wake_samples);
         let mut whole = Vec::with_capacity(s.wake_samples);

@@ -889,11 +889,13 @@ async fn longpoll(ctx: &mut Ctx, nexus: &Server, sessions: &[Sess], rss_before: 
             let j = parked + k;
             let sess = sessions[j].clone();
             let tx = tx.clone();
+            let addr = nexus.addr;
             tasks.push(tokio::spawn(async move {
                 let mut after = "0".to_owned();
+                let mut reconnects = 0;
                 loop {
                     let uri = format!("/v1/sessions/{}/messages?after={after}&wait=60", sess.id);
-                    let Ok((st, b)) = conn
+                    let (st, b) = match conn
                         .call(request(
                             "GET",
                             &uri,
@@ -901,11 +903,30 @@ async fn longpoll(ctx: &mut Ctx, nexus: &Server, sessions: &[Sess], rss_before: 
                             Bytes::new(),
                         ))
                         .await
-                    else {
-                        return;
+                    {
+                        Ok(answer) => answer,
+                        // Opening thousands of connections takes a while: the first ones may
+                        // have sat idle past HEADER_READ_TIMEOUT_SECONDS and been closed by the
+                        // relay before their first request. Reconnect (setup, not the hot loop).
+                        Err(e) if reconnects < 3 => {
+                            reconnects += 1;
+                            match Conn::open(addr).await {
+                                Ok(c) => conn = c,
+                                Err(_) => {
+                                    eprintln!("waiter {j}: {e:#}; reconnect failed");
+                                    return;
+                                }
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            eprintln!("waiter {j}: {e:#}");
+                            return;
+                        }
                     };
                     let t = Instant::now();
                     if st != StatusCode::OK {
+                        eprintln!("waiter {j}: {st} {}", String::from_utf8_lossy(&b));
                         return;
                     }
                     if let Ok(v) = serde_json::from_slice::<Value>(&b)

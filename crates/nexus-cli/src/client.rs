@@ -6,7 +6,10 @@
 //! success only when it is 2xx **and** a JSON object; anything else becomes a [`Failure`]: a JSON
 //! error body is passed through verbatim, any other body (a proxy's HTML page, an empty body, a
 //! non-JSON 2xx) becomes `{"error":"non_json_response"}` with the first 500 bytes on stderr, and no
-//! reply at all becomes `{"error":"transport_error","message":...}`.
+//! reply at all becomes `{"error":"transport_error","message":...}`. A reply body is read up to
+//! [`MAX_REPLY_BYTES`]; a larger one (no relay sends one: a poll page holds at most `limit`
+//! messages of at most `MAX_BODY_BYTES` each) is a `transport_error` and is not read further, so a
+//! misbehaving server cannot make the CLI hold an unbounded reply in memory.
 
 use std::time::Duration;
 
@@ -20,6 +23,9 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 /// Limit of the `/health` capability probe before `send --json`.
 pub const CAPS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest reply body the CLI reads (64 MiB).
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
 
 /// Reads a timeout in seconds (decimals allowed, as curl's `--max-time`) from the environment.
 pub fn env_timeout(name: &str, default: Duration) -> Duration {
@@ -210,7 +216,26 @@ impl Http {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
-        let bytes = resp.bytes().await.map_err(describe)?;
+        let too_large = || {
+            TransportError(format!(
+                "reply larger than {} MiB; not read",
+                MAX_REPLY_BYTES >> 20
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+            if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let raw = String::from_utf8_lossy(&bytes).into_owned();
         let json = match serde_json::from_str::<Value>(&raw) {
             Ok(Value::Object(m)) => Some(m),

@@ -123,3 +123,26 @@ fn non_json_replies_and_text_only_servers() {
     let caps = a.read("server-caps.json").unwrap();
     assert!(caps.contains(&text_only.url.to_lowercase()));
 }
+
+#[test]
+fn a_reply_over_the_size_cap_is_a_transport_error_not_read_into_memory() {
+    let sid = "ab".repeat(24);
+    // 64 MiB + 1 byte of JSON string: more than any relay sends (MAX_REPLY_BYTES).
+    let huge = format!("\"{}\"", "x".repeat((64 << 20) - 1));
+    let server = Scripted::start(move |_, _, _| (200, "application/json", huge.clone()));
+    let r = Agent::new(&server.url).run(&["status", &sid]);
+    assert_eq!(r.err(), "transport_error");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than 64 MiB")),
+        "{r:?}"
+    );
+    // Just under the cap is read (and, not being an object, is a non_json_response).
+    let fits = format!("\"{}\"", "x".repeat((64 << 20) - 2));
+    let server = Scripted::start(move |_, _, _| (200, "application/json", fits.clone()));
+    assert_eq!(
+        Agent::new(&server.url).run(&["status", &sid]).err(),
+        "non_json_response"
+    );
+}

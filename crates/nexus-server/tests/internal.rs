@@ -43,7 +43,7 @@ async fn a_panicking_handler_answers_internal_error_quoting_the_request_id() {
             }),
         )
         .route("/fine", get(|| async { "ok" }))
-        .layer(ObserveLayer);
+        .layer(ObserveLayer::default());
 
     let (status, id, body) = call(&app, "/boom").await;
     assert_eq!(status, 500);

@@ -1,5 +1,5 @@
 //! `/metrics`: the relay's counters in Prometheus text format (exposition format 0.0.4), and the
-//! middleware that counts every request. The hot path is a few relaxed atomic increments into
+//! counting of every request (done by the observe layer, [`HttpMetrics::observe`]). The hot path is a few relaxed atomic increments into
 //! fixed tables (route × method × status, a latency histogram per route, error codes, claim
 //! outcomes): no lock, no allocation, no map lookup — which is why the text format is written
 //! here rather than with a metrics crate (`prometheus-client`'s families and histograms take a
@@ -26,12 +26,11 @@
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use nexus_proto::{ErrorBody, ErrorCode};
 
@@ -156,20 +155,24 @@ impl HttpMetrics {
     }
 }
 
-/// Middleware: counts the request by route template, method and status; times it.
-pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|p| ROUTES.iter().position(|r| *r == p.as_str()))
-        .unwrap_or(UNMATCHED);
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    let code = response.extensions().get::<ErrorCode>().copied();
-    metrics.record(route, &method, response.status().as_u16(), code);
-    metrics.latency[route].observe(started.elapsed());
-    response
+impl HttpMetrics {
+    /// Counts one answered request by route template, method and status, and times it. Called by
+    /// [`super::observe::Observe`] once the response is ready (rate-limited and panicked requests
+    /// included), so counting costs no middleware of its own.
+    pub fn observe(
+        &self,
+        route: Option<&MatchedPath>,
+        method: &Method,
+        response: &Response,
+        elapsed: Duration,
+    ) {
+        let route = route
+            .and_then(|p| ROUTES.iter().position(|r| *r == p.as_str()))
+            .unwrap_or(UNMATCHED);
+        let code = response.extensions().get::<ErrorCode>().copied();
+        self.record(route, method, response.status().as_u16(), code);
+        self.latency[route].observe(elapsed);
+    }
 }
 
 /// Prometheus text format.

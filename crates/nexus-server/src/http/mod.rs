@@ -58,16 +58,12 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         // One layer of the router (each `Router::layer` call boxes every route once more), run
-        // top to bottom: the metrics registry and the counting of every answer (rate-limited and
-        // panicked ones included), request id and access log, rate limit, body limit.
+        // top to bottom: the metrics registry; request id, access log and the counting of every
+        // answer (rate-limited and panicked ones included); rate limit; body limit.
         .layer(
             ServiceBuilder::new()
                 .layer(Extension(metrics.clone()))
-                .layer(axum::middleware::from_fn_with_state(
-                    metrics,
-                    metrics::track,
-                ))
-                .layer(observe::ObserveLayer)
+                .layer(observe::ObserveLayer::counting(metrics))
                 .layer(axum::middleware::from_fn_with_state(
                     relay.clone(),
                     limits::rate_limit,

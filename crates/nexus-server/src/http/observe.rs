@@ -1,7 +1,8 @@
 //! Request ids and access logs. Every response carries `X-Request-Id`; every request logs one line
 //! with method, route template (so session ids, agent ids in paths and pairing codes never appear:
 //! `/v1/sessions/{id}/messages`), status and latency. Query strings, headers and bodies are never
-//! logged (SPEC §2 "Logs"). Panics in handlers become `internal_error` answers.
+//! logged (SPEC §2 "Logs"). Panics in handlers become `internal_error` answers. With a metrics
+//! registry, every answer is also counted and timed there ([`HttpMetrics::observe`]).
 //!
 //! A hand-written tower layer rather than `axum::middleware::from_fn`: its future is a concrete
 //! type, so a request costs no boxed future and no clone of the service behind it.
@@ -10,6 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -22,6 +24,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::error::internal_error_response;
+use super::metrics::HttpMetrics;
 use crate::logging::ACCESS_TARGET;
 use crate::secrets::{RequestId, new_request_id};
 
@@ -37,23 +40,39 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(|id| id.as_str().to_owned()).ok()
 }
 
-/// Adds [`Observe`] around a service.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ObserveLayer;
+/// Adds [`Observe`] around a service. `ObserveLayer::default()` counts nothing;
+/// [`ObserveLayer::counting`] also counts every answer in the `/metrics` registry.
+#[derive(Clone, Default)]
+pub struct ObserveLayer {
+    metrics: Option<Arc<HttpMetrics>>,
+}
+
+impl ObserveLayer {
+    /// Counts and times every answer in `metrics`.
+    pub fn counting(metrics: Arc<HttpMetrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+        }
+    }
+}
 
 impl<S> Layer<S> for ObserveLayer {
     type Service = Observe<S>;
 
     fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner }
+        Observe {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
 /// Gives each request an id (task-local, and `X-Request-Id` on the response), turns a panic into
-/// `internal_error`, and logs the access line when the response is ready.
-#[derive(Clone, Debug)]
+/// `internal_error`, and logs (and counts) the access line when the response is ready.
+#[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
+    metrics: Option<Arc<HttpMetrics>>,
 }
 
 impl<S> Service<Request> for Observe<S>
@@ -85,6 +104,7 @@ where
                 id,
                 method,
                 route,
+                metrics: self.metrics.clone(),
             },
         }
     }
@@ -96,6 +116,7 @@ struct Seen {
     id: RequestId,
     method: Method,
     route: Option<MatchedPath>,
+    metrics: Option<Arc<HttpMetrics>>,
 }
 
 impl Seen {
@@ -135,13 +156,17 @@ where
         if let Ok(v) = HeaderValue::from_str(seen.id.as_str()) {
             response.headers_mut().insert(&X_REQUEST_ID, v);
         }
+        let elapsed = seen.started.elapsed();
+        if let Some(metrics) = &seen.metrics {
+            metrics.observe(seen.route.as_ref(), &seen.method, &response, elapsed);
+        }
         tracing::info!(
             target: ACCESS_TARGET,
             request_id = %seen.id,
             method = %seen.method,
             route = %seen.route(),
             status = response.status().as_u16(),
-            latency_us = u64::try_from(seen.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         );
         Poll::Ready(Ok(response))
     }
@@ -158,7 +183,7 @@ mod tests {
         svc: impl Service<Request, Response = Response, Error = Infallible>,
     ) -> (u16, String, String) {
         let req = Request::builder().uri("/x").body(Body::empty()).unwrap();
-        let res = ObserveLayer.layer(svc).oneshot(req).await.unwrap();
+        let res = ObserveLayer::default().layer(svc).oneshot(req).await.unwrap();
         let id = res.headers()[&X_REQUEST_ID].to_str().unwrap().to_owned();
         let status = res.status().as_u16();
         let body = res.into_body().collect().await.unwrap().to_bytes();

@@ -2,7 +2,8 @@
 # Schemathesis against a live nexus-server (issue 4): installs schemathesis from PyPI into a venv,
 # builds and starts the real server on a free loopback port (rate limit off, temporary DATA_DIR),
 # runs schemathesis against the server's own /openapi.json (positive and negative data) with the
-# checks "no 5xx" and "every response matches the document", then stops the server.
+# checks "no 5xx" and "every response matches the document" (its schema, a declared status code,
+# a declared content type, declared headers), then stops the server.
 # Bounded: a fixed number of examples per operation and a fixed seed; a few minutes at most.
 #
 #   bash .ci/schemathesis.sh            # env: SCHEMATHESIS_VENV, SCHEMATHESIS_EXAMPLES, CARGO_TARGET_DIR
@@ -56,7 +57,7 @@ echo "schemathesis: server at $URL" >&2
 status=0
 # Run from the temporary folder: schemathesis keeps its state in ./.schemathesis.
 (cd "$WORK" && "$VENV/bin/schemathesis" run "$URL/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
     --max-examples "$EXAMPLES" \
     --seed 4 \
     --workers 2 \

@@ -175,6 +175,12 @@ impl Server {
         (status, self.stderr_text())
     }
 
+    /// SIGKILL (no chance to flush anything), and wait for the process to be gone.
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
     /// Everything the server wrote on stderr so far.
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()

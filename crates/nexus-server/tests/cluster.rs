@@ -11,6 +11,7 @@
 //!   across both nodes (one forwarded IP exhausted while another is still served).
 //! - A node whose Redis cannot be reached refuses to start, without printing `REDIS_URL`.
 
+#[allow(dead_code)] // not every test file uses every helper
 mod harness;
 mod nginx;
 mod redis_server;

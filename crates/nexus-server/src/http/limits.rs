@@ -5,15 +5,21 @@
 //! counters are the relay's [`crate::domain::limits::LimitCounters`] (in Redis when
 //! nodes share one), so the limit holds across nodes.
 
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 
 use super::AppState;
 use crate::config::TrustedProxies;
 use crate::domain::rate_limited;
+use crate::store::StoreResult;
 
 /// The client's address, as decided here, for handlers that count per client (claims).
 #[derive(Clone, Copy, Debug)]
@@ -48,44 +54,144 @@ pub fn client_ip<'a>(
 /// any other path: a scraper every few seconds is far below any sensible limit.)
 const EXEMPT: &[&str] = &["/health"];
 
-pub async fn rate_limit(State(relay): State<AppState>, mut req: Request, next: Next) -> Response {
-    // Without a socket (router tests), requests come from "localhost".
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let forwarded: Vec<String> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    let ip = client_ip(
-        peer,
-        forwarded.iter().flat_map(|v| v.split(',')),
-        &relay.config.trusted_proxies,
-    );
-    req.extensions_mut().insert(ClientIp(ip));
-    let limit = relay.config.rate_limit_per_minute;
-    if limit > 0 && !EXEMPT.contains(&req.uri().path()) {
-        match relay
-            .counters
-            .hit_request(ip, limit, relay.clock.now_ms())
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(secs)) => {
-                return rate_limited(secs, "too many requests from this address").into_response();
-            }
-            // The counters are unreachable (Redis down): fail open. Whatever needs the store
-            // fails on its own with 503; documents and `/health` keep being served.
-            Err(e) => {
-                tracing::warn!(error = %e, "rate-limit counters unavailable; request let through")
+/// Adds [`RateLimit`] around a service.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    relay: AppState,
+}
+
+impl RateLimitLayer {
+    pub fn new(relay: AppState) -> Self {
+        Self { relay }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            relay: self.relay.clone(),
+        }
+    }
+}
+
+/// Resolves the client IP (kept in the request as [`ClientIp`]) and counts the request against
+/// `RATE_LIMIT_PER_MINUTE` before the service behind it sees it; past the limit, answers 429
+/// `rate_limit_exceeded` with `Retry-After`. A hand-written tower service (like
+/// [`super::observe::Observe`]) rather than `axum::middleware::from_fn`: with the limit off or
+/// for exempt paths a request costs no boxed future here, and a parked long-poll keeps none.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    relay: AppState,
+}
+
+type Check = Pin<Box<dyn Future<Output = StoreResult<Result<(), u64>>> + Send>>;
+
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RateLimitFuture<S>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        // Without a socket (router tests), requests come from "localhost".
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+        // Borrowed unless a value is not UTF-8 (then its bad bytes become U+FFFD: an unreadable
+        // hop). Nothing is allocated for a request without the header.
+        let forwarded: Vec<Cow<'_, str>> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .collect();
+        let ip = client_ip(
+            peer,
+            forwarded.iter().flat_map(|v| v.split(',')),
+            &self.relay.config.trusted_proxies,
+        );
+        drop(forwarded);
+        req.extensions_mut().insert(ClientIp(ip));
+        let limit = self.relay.config.rate_limit_per_minute;
+        if limit == 0 || EXEMPT.contains(&req.uri().path()) {
+            return RateLimitFuture::Inner {
+                future: self.inner.call(req),
+            };
+        }
+        let relay = self.relay.clone();
+        let check: Check = Box::pin(async move {
+            relay
+                .counters
+                .hit_request(ip, limit, relay.clock.now_ms())
+                .await
+        });
+        // The service made ready by `poll_ready` is the one that will be called.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        RateLimitFuture::Checking {
+            check,
+            next: Some((ready, req)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RateLimit`].
+    #[project = RateLimitProj]
+    pub enum RateLimitFuture<S: Service<Request>> {
+        Checking { check: Check, next: Option<(S, Request)> },
+        Inner { #[pin] future: S::Future },
+    }
+}
+
+impl<S> Future for RateLimitFuture<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                RateLimitProj::Inner { future } => return future.poll(cx),
+                RateLimitProj::Checking { check, next } => {
+                    match ready!(check.as_mut().poll(cx)) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(secs)) => {
+                            return Poll::Ready(Ok(rate_limited(
+                                secs,
+                                "too many requests from this address",
+                            )
+                            .into_response()));
+                        }
+                        // The counters are unreachable (Redis down): fail open. Whatever needs
+                        // the store fails on its own with 503; documents and `/health` keep being
+                        // served.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "rate-limit counters unavailable; request let through")
+                        }
+                    }
+                    let Some((mut service, req)) = next.take() else {
+                        // Polled again after it answered: nothing is left to run.
+                        return Poll::Pending;
+                    };
+                    let future = service.call(req);
+                    self.set(RateLimitFuture::Inner { future });
+                }
             }
         }
     }
-    next.run(req).await
 }
 
 #[cfg(test)]

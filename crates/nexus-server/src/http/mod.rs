@@ -64,10 +64,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
             ServiceBuilder::new()
                 .layer(Extension(metrics.clone()))
                 .layer(observe::ObserveLayer::counting(metrics))
-                .layer(axum::middleware::from_fn_with_state(
-                    relay.clone(),
-                    limits::rate_limit,
-                ))
+                .layer(limits::RateLimitLayer::new(relay.clone()))
                 .layer(DefaultBodyLimit::max(max_body)),
         )
         .with_state(relay)

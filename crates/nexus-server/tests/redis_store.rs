@@ -1,8 +1,9 @@
 //! The Redis backend at the storage-trait level, against a real `redis-server` (issue 7): what
 //! the router suite cannot see from HTTP — one round trip per send, no secret in any key name,
 //! every key with a lifetime, single-use claims under a race between two stores (two "nodes"),
-//! wake-ups across stores through pub/sub, and a subscriber that survives a Redis restart.
-//! Real time, no paused clock: nothing here waits for a TTL.
+//! wake-ups across stores through pub/sub, a subscriber that survives a Redis restart, and
+//! idempotency entries dropped with their messages.
+//! Real time, no paused clock: nothing here waits for a TTL (deadlines are passed as `now`).
 
 mod redis_server;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use nexus_proto::time::Millis;
 use nexus_proto::{AgentId, PairCode, SessionId, SessionKey};
+use nexus_server::store::redis::keys::Keys;
 use nexus_server::store::redis::{RedisOptions, RedisStore};
 use nexus_server::store::*;
 use redis_server::RedisServer;
@@ -436,4 +438,94 @@ async fn a_code_that_is_already_known_is_never_overwritten() {
         ClaimOutcome::Claimed { record } => assert_eq!(record.id, first, "still the first session"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// Alice's send of `text` with Idempotency-Key `key` and body digest `digest`, at `now`.
+async fn send_with_key(
+    store: &RedisStore,
+    id: &SessionId,
+    text: &str,
+    key: &str,
+    digest: u8,
+    now: Millis,
+) -> AppendOutcome {
+    let msg = NewMessage {
+        idempotency: Some((key.to_owned(), [digest; 32])),
+        ..message("alice", Some(&"a".repeat(64)), text)
+    };
+    store.append(id, msg, LIMITS, now).await.unwrap()
+}
+
+fn stored_cursor(outcome: &AppendOutcome) -> u64 {
+    match outcome {
+        AppendOutcome::Stored(m) => m.cursor.0,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Entries in a hash or sorted set, read directly from Redis (0 when the key does not exist).
+fn count(server: &RedisServer, cmd: &str, key: &str) -> u64 {
+    server.command(&[cmd, key]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn idempotency_entries_live_as_long_as_their_messages() {
+    let server = RedisServer::start();
+    let store = connect(&server).await;
+    let id = session(&store, 40).await;
+    let keys = Keys::new("nexus").session(&id);
+    const TTL_MS: Millis = 3_600_000;
+    // A retry while the message is held returns the original; another body is refused.
+    let first = send_with_key(&store, &id, "first", "k-first", 1, T0 + 1).await;
+    let first = stored_cursor(&first);
+    match send_with_key(&store, &id, "first", "k-first", 1, T0 + 2).await {
+        AppendOutcome::Repeated(m) => assert_eq!(m.cursor.0, first),
+        other => panic!("unexpected {other:?}"),
+    }
+    let reused = send_with_key(&store, &id, "other", "k-first", 2, T0 + 3).await;
+    assert!(
+        matches!(reused, AppendOutcome::IdempotencyKeyReused),
+        "{reused:?}"
+    );
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 1);
+    // A long-lived session with a key on every send, one send every 1000 s (the session's expiry
+    // slides with each; each message expires an hour after it was sent): the idempotency hash
+    // holds the keys of the messages held, never more.
+    for i in 1..=20u64 {
+        let now = T0 + i * 1_000_000;
+        let cursor =
+            stored_cursor(&send_with_key(&store, &id, "tick", &format!("k{i}"), 3, now).await);
+        // Held: the messages sent within the last hour (the first one until the fourth send).
+        let held = i.min(4) + u64::from(i < 4);
+        assert_eq!(count(&server, "ZCARD", &keys.messages), held, "send {i}");
+        assert_eq!(count(&server, "ZCARD", &keys.expiries), held, "send {i}");
+        assert_eq!(count(&server, "HLEN", &keys.idempotency), held, "send {i}");
+        // The previous send's key, its message still held: the original comes back.
+        if i > 1 {
+            match send_with_key(&store, &id, "tick", &format!("k{}", i - 1), 3, now + 1).await {
+                AppendOutcome::Repeated(m) => assert_eq!(m.cursor.0, cursor - 1, "send {i}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 4);
+    // The first key was forgotten with its message: any body is a new message now.
+    let now = T0 + 20 * 1_000_000 + 2;
+    let again = send_with_key(&store, &id, "other", "k-first", 2, now).await;
+    assert!(stored_cursor(&again) > first);
+    // Reads keep the session alive; one after every message expired leaves the hash empty (and
+    // Redis deletes it).
+    for (at, messages) in [(now + 1_000_000, 4), (now + TTL_MS + 1, 0)] {
+        let page = store
+            .read(&id, &agent("alice"), None, 10, at)
+            .await
+            .unwrap();
+        let ReadOutcome::Page(page) = page else {
+            panic!("unexpected {page:?}");
+        };
+        assert_eq!(page.messages.len(), messages);
+        assert_eq!(count(&server, "HLEN", &keys.idempotency), messages as u64);
+    }
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 0);
+    assert_eq!(count(&server, "EXISTS", &keys.idempotency), 0);
 }

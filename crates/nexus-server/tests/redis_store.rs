@@ -43,13 +43,18 @@ async fn connect(server: &RedisServer) -> RedisStore {
 
 /// A session created by `alice` (key "a…a"), ttl one hour.
 async fn session(store: &RedisStore, seed: u8) -> SessionId {
+    session_with_ttl(store, seed, 3600).await
+}
+
+/// A session created by `alice` (key "a…a") at `T0`.
+async fn session_with_ttl(store: &RedisStore, seed: u8, ttl_secs: u64) -> SessionId {
     let id = SessionId::from_random([seed; 24]);
     let record = SessionRecord {
         id: id.clone(),
-        ttl_secs: 3600,
+        ttl_secs,
         max_agents: 50,
         created_at: T0,
-        expires_at: T0 + 3_600_000,
+        expires_at: T0 + ttl_secs * 1000,
         creator: Some(agent("alice")),
         greeting: Some("hello".into()),
         members: vec![MemberRecord {
@@ -528,4 +533,95 @@ async fn idempotency_entries_live_as_long_as_their_messages() {
     }
     assert_eq!(count(&server, "HLEN", &keys.idempotency), 0);
     assert_eq!(count(&server, "EXISTS", &keys.idempotency), 0);
+}
+
+/// `field` of the hash `key`, read directly from Redis.
+fn hget(server: &RedisServer, key: &str, field: &str) -> Millis {
+    server.command(&["HGET", key, field]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_busy_session_pushes_its_keys_lifetime_only_when_it_comes_near() {
+    const GRACE: Millis = 10_000;
+    const TTL: Millis = 60_000;
+    const STEP: Millis = 2_000;
+    let server = RedisServer::start();
+    let options = RedisOptions {
+        grace: Duration::from_millis(GRACE),
+        ..RedisOptions::new(server.url())
+    };
+    let store = RedisStore::connect(options, DEADLINES).await.unwrap();
+    let id = session_with_ttl(&store, 41, TTL / 1000).await;
+    let keys = Keys::new("nexus").session(&id);
+    let a = "a".repeat(64);
+    // The first send creates the messages, expiries and idempotency keys: a push.
+    let stored = store
+        .append(&id, message("alice", Some(&a), "s0"), LIMITS, T0 + 1)
+        .await
+        .unwrap();
+    assert!(matches!(stored, AppendOutcome::Stored(_)), "{stored:?}");
+    let first_horizon = hget(&server, &keys.hash, "px");
+    assert_eq!(first_horizon, T0 + 1 + TTL + GRACE);
+    // A send every STEP for three horizons. Redis's clock does not follow the injected one, so
+    // each step first ages the keys as if it did (PEXPIRE to `px` - now): a push that did not
+    // happen would show as a PTTL shorter than the session's remaining life.
+    let (mut pushes, mut steps) = (0, 0);
+    let mut now = T0 + 1;
+    while now < first_horizon + 2 * TTL {
+        now += STEP;
+        steps += 1;
+        let before = hget(&server, &keys.hash, "px");
+        for key in keys.all() {
+            assert_eq!(
+                server.command(&["PEXPIRE", key, &(before - now).to_string()]),
+                "1"
+            );
+        }
+        let sent = store
+            .append(
+                &id,
+                message("alice", Some(&a), &format!("s{steps}")),
+                LIMITS,
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(sent, AppendOutcome::Stored(_)), "{sent:?}");
+        let after = hget(&server, &keys.hash, "px");
+        let deadline = now + TTL;
+        if deadline + GRACE / 2 > before {
+            // Within grace/2 of the horizon: pushed to the new deadline + grace, on every key.
+            assert_eq!(after, deadline + GRACE, "step {steps}");
+            pushes += 1;
+        } else {
+            assert_eq!(after, before, "step {steps}: pushed too early");
+        }
+        for key in keys.all() {
+            let pttl: Millis = server.command(&["PTTL", key]).parse().unwrap();
+            // The keys outlive the session's deadline by at least grace/2 (less the real time
+            // this step took), and never by more than the horizon says.
+            assert!(pttl <= after - now, "step {steps}: {key} {pttl}");
+            assert!(
+                pttl + 1_000 >= TTL + GRACE / 2,
+                "step {steps}: {key} {pttl}"
+            );
+        }
+    }
+    // Pushed about once per grace/2 of activity, not on every send.
+    assert!(
+        pushes >= 2 * TTL / (GRACE / 2),
+        "{pushes} pushes in {steps} steps"
+    );
+    assert!(pushes * 2 <= steps, "{pushes} pushes in {steps} steps");
+    // Long past the first horizon, the session is served with its recent messages.
+    assert!(now > first_horizon + TTL);
+    let page = store
+        .read(&id, &agent("alice"), None, 100, now + 1)
+        .await
+        .unwrap();
+    let ReadOutcome::Page(page) = page else {
+        panic!("unexpected {page:?}");
+    };
+    assert_eq!(page.record.expires_at, now + 1 + TTL);
+    assert_eq!(page.messages.len() as u64, TTL / STEP);
 }

@@ -1,8 +1,9 @@
 //! The Redis backend at the storage-trait level, against a real `redis-server` (issue 7): what
 //! the router suite cannot see from HTTP — one round trip per send, no secret in any key name,
 //! every key with a lifetime, single-use claims under a race between two stores (two "nodes"),
-//! wake-ups across stores through pub/sub, a subscriber that survives a Redis restart, and
-//! idempotency entries dropped with their messages.
+//! wake-ups across stores through pub/sub, a subscriber that survives a Redis restart, a lost
+//! wake-up costing a re-read and never a message, idempotency entries dropped with their
+//! messages, and the keys' lifetime pushed only near its horizon.
 //! Real time, no paused clock: nothing here waits for a TTL (deadlines are passed as `now`).
 
 mod redis_server;
@@ -12,6 +13,10 @@ use std::time::Duration;
 
 use nexus_proto::time::Millis;
 use nexus_proto::{AgentId, PairCode, SessionId, SessionKey};
+use nexus_server::clock::Clock;
+use nexus_server::config::Config;
+use nexus_server::domain::Relay;
+use nexus_server::store::redis::codec;
 use nexus_server::store::redis::keys::Keys;
 use nexus_server::store::redis::{RedisOptions, RedisStore};
 use nexus_server::store::*;
@@ -624,4 +629,107 @@ async fn a_busy_session_pushes_its_keys_lifetime_only_when_it_comes_near() {
     };
     assert_eq!(page.record.expires_at, now + 1 + TTL);
     assert_eq!(page.messages.len() as u64, TTL / STEP);
+}
+
+/// `EVALSHA` calls counted by Redis since the last `CONFIG RESETSTAT`.
+fn evalsha_calls(server: &RedisServer) -> u64 {
+    command_calls(server)
+        .into_iter()
+        .find(|(n, _)| n == "evalsha")
+        .map_or(0, |c| c.1)
+}
+
+#[tokio::test]
+async fn a_lost_wake_up_costs_a_re_read_at_the_timeout_never_a_message() {
+    let server = RedisServer::start();
+    let store = Arc::new(connect(&server).await);
+    let id = session(&store, 42).await;
+    let keys = Keys::new("nexus").session(&id);
+    // Loads the read script (a NOSCRIPT retry would count twice below); no waiter, no subscription.
+    let warm = store.read(&id, &agent("alice"), None, 10, T0 + 1).await;
+    assert!(matches!(warm, Ok(ReadOutcome::Page(_))));
+    let relay = Arc::new(Relay::new(
+        Config::defaults(),
+        Clock::starting_at(T0 + 2),
+        store.clone(),
+        "http://relay.test".into(),
+    ));
+    server.command(&["CONFIG", "RESETSTAT"]);
+    let started = std::time::Instant::now();
+    let poll = {
+        let (relay, sid) = (relay.clone(), id.as_str().to_owned());
+        tokio::spawn(async move {
+            relay
+                .poll(&sid, Some("alice"), Some("after=0&wait=2"))
+                .await
+        })
+    };
+    // Parked for good once it made its first read and the re-read its subscription's
+    // confirmation causes (the subscription is active from then on).
+    while evalsha_calls(&server) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        server.command(&["PUBSUB", "NUMSUB", &format!("nexus:wake:{}", keys.tag)]),
+        format!("nexus:wake:{}\r\n1", keys.tag)
+    );
+    // A send whose wake-up reaches no node: the send script itself, publishing on a channel
+    // nobody listens to (as if the publish were lost on its way to the waiter's node).
+    let now = T0 + 3;
+    let msg = NewMessage {
+        idempotency: None,
+        ..message("alice", None, "lost-wake-up")
+    };
+    let script = concat!(
+        include_str!("../src/store/redis/lua/prelude.lua"),
+        "\n",
+        include_str!("../src/store/redis/lua/messages.lua"),
+        "\n",
+        include_str!("../src/store/redis/lua/append.lua")
+    );
+    let payload = codec::payload(&msg, now).unwrap();
+    let (now, tag) = (now.to_string(), keys.tag.clone());
+    let [hash, messages, expiries, idempotency] = keys.all();
+    let reply = server.command(&[
+        "EVAL",
+        script,
+        "4",
+        hash,
+        messages,
+        expiries,
+        idempotency,
+        &now,
+        "0",
+        "60000",
+        "nexus:nobody-listens:",
+        &tag,
+        "alice",
+        "",
+        "0",
+        "100",
+        "",
+        "",
+        &payload,
+    ]);
+    let cursor: u64 = match reply.split("\r\n").collect::<Vec<_>>().as_slice() {
+        ["stored", cursor, ..] => cursor.parse().unwrap(),
+        _ => panic!("unexpected {reply:?}"),
+    };
+    // The poll is not woken: it re-reads when its wait ends, and returns the message then.
+    let page = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the poll ends with its wait")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(page.next_cursor().0, cursor);
+    let body = String::from_utf8(page.to_json()).unwrap();
+    assert!(body.contains("lost-wake-up"), "{body}");
+    // Exactly one re-read more: the one at the timeout.
+    assert_eq!(evalsha_calls(&server), 3);
 }

@@ -1,8 +1,10 @@
 //! The Redis backend at the storage-trait level, against a real `redis-server` (issue 7): what
 //! the router suite cannot see from HTTP — one round trip per send, no secret in any key name,
 //! every key with a lifetime, single-use claims under a race between two stores (two "nodes"),
-//! wake-ups across stores through pub/sub, and a subscriber that survives a Redis restart.
-//! Real time, no paused clock: nothing here waits for a TTL.
+//! wake-ups across stores through pub/sub, a subscriber that survives a Redis restart, a lost
+//! wake-up costing a re-read and never a message, idempotency entries dropped with their
+//! messages, and the keys' lifetime pushed only near its horizon.
+//! Real time, no paused clock: nothing here waits for a TTL (deadlines are passed as `now`).
 
 mod redis_server;
 
@@ -11,6 +13,11 @@ use std::time::Duration;
 
 use nexus_proto::time::Millis;
 use nexus_proto::{AgentId, PairCode, SessionId, SessionKey};
+use nexus_server::clock::Clock;
+use nexus_server::config::Config;
+use nexus_server::domain::Relay;
+use nexus_server::store::redis::codec;
+use nexus_server::store::redis::keys::Keys;
 use nexus_server::store::redis::{RedisOptions, RedisStore};
 use nexus_server::store::*;
 use redis_server::RedisServer;
@@ -41,13 +48,18 @@ async fn connect(server: &RedisServer) -> RedisStore {
 
 /// A session created by `alice` (key "a…a"), ttl one hour.
 async fn session(store: &RedisStore, seed: u8) -> SessionId {
+    session_with_ttl(store, seed, 3600).await
+}
+
+/// A session created by `alice` (key "a…a") at `T0`.
+async fn session_with_ttl(store: &RedisStore, seed: u8, ttl_secs: u64) -> SessionId {
     let id = SessionId::from_random([seed; 24]);
     let record = SessionRecord {
         id: id.clone(),
-        ttl_secs: 3600,
+        ttl_secs,
         max_agents: 50,
         created_at: T0,
-        expires_at: T0 + 3_600_000,
+        expires_at: T0 + ttl_secs * 1000,
         creator: Some(agent("alice")),
         greeting: Some("hello".into()),
         members: vec![MemberRecord {
@@ -436,4 +448,288 @@ async fn a_code_that_is_already_known_is_never_overwritten() {
         ClaimOutcome::Claimed { record } => assert_eq!(record.id, first, "still the first session"),
         other => panic!("unexpected {other:?}"),
     }
+}
+
+/// Alice's send of `text` with Idempotency-Key `key` and body digest `digest`, at `now`.
+async fn send_with_key(
+    store: &RedisStore,
+    id: &SessionId,
+    text: &str,
+    key: &str,
+    digest: u8,
+    now: Millis,
+) -> AppendOutcome {
+    let msg = NewMessage {
+        idempotency: Some((key.to_owned(), [digest; 32])),
+        ..message("alice", Some(&"a".repeat(64)), text)
+    };
+    store.append(id, msg, LIMITS, now).await.unwrap()
+}
+
+fn stored_cursor(outcome: &AppendOutcome) -> u64 {
+    match outcome {
+        AppendOutcome::Stored(m) => m.cursor.0,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Entries in a hash or sorted set, read directly from Redis (0 when the key does not exist).
+fn count(server: &RedisServer, cmd: &str, key: &str) -> u64 {
+    server.command(&[cmd, key]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn idempotency_entries_live_as_long_as_their_messages() {
+    let server = RedisServer::start();
+    let store = connect(&server).await;
+    let id = session(&store, 40).await;
+    let keys = Keys::new("nexus").session(&id);
+    const TTL_MS: Millis = 3_600_000;
+    // A retry while the message is held returns the original; another body is refused.
+    let first = send_with_key(&store, &id, "first", "k-first", 1, T0 + 1).await;
+    let first = stored_cursor(&first);
+    match send_with_key(&store, &id, "first", "k-first", 1, T0 + 2).await {
+        AppendOutcome::Repeated(m) => assert_eq!(m.cursor.0, first),
+        other => panic!("unexpected {other:?}"),
+    }
+    let reused = send_with_key(&store, &id, "other", "k-first", 2, T0 + 3).await;
+    assert!(
+        matches!(reused, AppendOutcome::IdempotencyKeyReused),
+        "{reused:?}"
+    );
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 1);
+    // A long-lived session with a key on every send, one send every 1000 s (the session's expiry
+    // slides with each; each message expires an hour after it was sent): the idempotency hash
+    // holds the keys of the messages held, never more.
+    for i in 1..=20u64 {
+        let now = T0 + i * 1_000_000;
+        let cursor =
+            stored_cursor(&send_with_key(&store, &id, "tick", &format!("k{i}"), 3, now).await);
+        // Held: the messages sent within the last hour (the first one until the fourth send).
+        let held = i.min(4) + u64::from(i < 4);
+        assert_eq!(count(&server, "ZCARD", &keys.messages), held, "send {i}");
+        assert_eq!(count(&server, "ZCARD", &keys.expiries), held, "send {i}");
+        assert_eq!(count(&server, "HLEN", &keys.idempotency), held, "send {i}");
+        // The previous send's key, its message still held: the original comes back.
+        if i > 1 {
+            match send_with_key(&store, &id, "tick", &format!("k{}", i - 1), 3, now + 1).await {
+                AppendOutcome::Repeated(m) => assert_eq!(m.cursor.0, cursor - 1, "send {i}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 4);
+    // The first key was forgotten with its message: any body is a new message now.
+    let now = T0 + 20 * 1_000_000 + 2;
+    let again = send_with_key(&store, &id, "other", "k-first", 2, now).await;
+    assert!(stored_cursor(&again) > first);
+    // Reads keep the session alive; one after every message expired leaves the hash empty (and
+    // Redis deletes it).
+    for (at, messages) in [(now + 1_000_000, 4), (now + TTL_MS + 1, 0)] {
+        let page = store
+            .read(&id, &agent("alice"), None, 10, at)
+            .await
+            .unwrap();
+        let ReadOutcome::Page(page) = page else {
+            panic!("unexpected {page:?}");
+        };
+        assert_eq!(page.messages.len(), messages);
+        assert_eq!(count(&server, "HLEN", &keys.idempotency), messages as u64);
+    }
+    assert_eq!(count(&server, "HLEN", &keys.idempotency), 0);
+    assert_eq!(count(&server, "EXISTS", &keys.idempotency), 0);
+}
+
+/// `field` of the hash `key`, read directly from Redis.
+fn hget(server: &RedisServer, key: &str, field: &str) -> Millis {
+    server.command(&["HGET", key, field]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_busy_session_pushes_its_keys_lifetime_only_when_it_comes_near() {
+    const GRACE: Millis = 10_000;
+    const TTL: Millis = 60_000;
+    const STEP: Millis = 2_000;
+    let server = RedisServer::start();
+    let options = RedisOptions {
+        grace: Duration::from_millis(GRACE),
+        ..RedisOptions::new(server.url())
+    };
+    let store = RedisStore::connect(options, DEADLINES).await.unwrap();
+    let id = session_with_ttl(&store, 41, TTL / 1000).await;
+    let keys = Keys::new("nexus").session(&id);
+    let a = "a".repeat(64);
+    // The first send creates the messages, expiries and idempotency keys: a push.
+    let stored = store
+        .append(&id, message("alice", Some(&a), "s0"), LIMITS, T0 + 1)
+        .await
+        .unwrap();
+    assert!(matches!(stored, AppendOutcome::Stored(_)), "{stored:?}");
+    let first_horizon = hget(&server, &keys.hash, "px");
+    assert_eq!(first_horizon, T0 + 1 + TTL + GRACE);
+    // A send every STEP for three horizons. Redis's clock does not follow the injected one, so
+    // each step first ages the keys as if it did (PEXPIRE to `px` - now): a push that did not
+    // happen would show as a PTTL shorter than the session's remaining life.
+    let (mut pushes, mut steps) = (0, 0);
+    let mut now = T0 + 1;
+    while now < first_horizon + 2 * TTL {
+        now += STEP;
+        steps += 1;
+        let before = hget(&server, &keys.hash, "px");
+        for key in keys.all() {
+            assert_eq!(
+                server.command(&["PEXPIRE", key, &(before - now).to_string()]),
+                "1"
+            );
+        }
+        let sent = store
+            .append(
+                &id,
+                message("alice", Some(&a), &format!("s{steps}")),
+                LIMITS,
+                now,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(sent, AppendOutcome::Stored(_)), "{sent:?}");
+        let after = hget(&server, &keys.hash, "px");
+        let deadline = now + TTL;
+        if deadline + GRACE / 2 > before {
+            // Within grace/2 of the horizon: pushed to the new deadline + grace, on every key.
+            assert_eq!(after, deadline + GRACE, "step {steps}");
+            pushes += 1;
+        } else {
+            assert_eq!(after, before, "step {steps}: pushed too early");
+        }
+        for key in keys.all() {
+            let pttl: Millis = server.command(&["PTTL", key]).parse().unwrap();
+            // The keys outlive the session's deadline by at least grace/2 (less the real time
+            // this step took), and never by more than the horizon says.
+            assert!(pttl <= after - now, "step {steps}: {key} {pttl}");
+            assert!(
+                pttl + 1_000 >= TTL + GRACE / 2,
+                "step {steps}: {key} {pttl}"
+            );
+        }
+    }
+    // Pushed about once per grace/2 of activity, not on every send.
+    assert!(
+        pushes >= 2 * TTL / (GRACE / 2),
+        "{pushes} pushes in {steps} steps"
+    );
+    assert!(pushes * 2 <= steps, "{pushes} pushes in {steps} steps");
+    // Long past the first horizon, the session is served with its recent messages.
+    assert!(now > first_horizon + TTL);
+    let page = store
+        .read(&id, &agent("alice"), None, 100, now + 1)
+        .await
+        .unwrap();
+    let ReadOutcome::Page(page) = page else {
+        panic!("unexpected {page:?}");
+    };
+    assert_eq!(page.record.expires_at, now + 1 + TTL);
+    assert_eq!(page.messages.len() as u64, TTL / STEP);
+}
+
+/// `EVALSHA` calls counted by Redis since the last `CONFIG RESETSTAT`.
+fn evalsha_calls(server: &RedisServer) -> u64 {
+    command_calls(server)
+        .into_iter()
+        .find(|(n, _)| n == "evalsha")
+        .map_or(0, |c| c.1)
+}
+
+#[tokio::test]
+async fn a_lost_wake_up_costs_a_re_read_at_the_timeout_never_a_message() {
+    let server = RedisServer::start();
+    let store = Arc::new(connect(&server).await);
+    let id = session(&store, 42).await;
+    let keys = Keys::new("nexus").session(&id);
+    // Loads the read script (a NOSCRIPT retry would count twice below); no waiter, no subscription.
+    let warm = store.read(&id, &agent("alice"), None, 10, T0 + 1).await;
+    assert!(matches!(warm, Ok(ReadOutcome::Page(_))));
+    let relay = Arc::new(Relay::new(
+        Config::defaults(),
+        Clock::starting_at(T0 + 2),
+        store.clone(),
+        "http://relay.test".into(),
+    ));
+    server.command(&["CONFIG", "RESETSTAT"]);
+    let started = std::time::Instant::now();
+    let poll = {
+        let (relay, sid) = (relay.clone(), id.as_str().to_owned());
+        tokio::spawn(async move {
+            relay
+                .poll(&sid, Some("alice"), Some("after=0&wait=2"))
+                .await
+        })
+    };
+    // Parked for good once it made its first read and the re-read its subscription's
+    // confirmation causes (the subscription is active from then on).
+    while evalsha_calls(&server) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        server.command(&["PUBSUB", "NUMSUB", &format!("nexus:wake:{}", keys.tag)]),
+        format!("nexus:wake:{}\r\n1", keys.tag)
+    );
+    // A send whose wake-up reaches no node: the send script itself, publishing on a channel
+    // nobody listens to (as if the publish were lost on its way to the waiter's node).
+    let now = T0 + 3;
+    let msg = NewMessage {
+        idempotency: None,
+        ..message("alice", None, "lost-wake-up")
+    };
+    let script = concat!(
+        include_str!("../src/store/redis/lua/prelude.lua"),
+        "\n",
+        include_str!("../src/store/redis/lua/messages.lua"),
+        "\n",
+        include_str!("../src/store/redis/lua/append.lua")
+    );
+    let payload = codec::payload(&msg, now).unwrap();
+    let (now, tag) = (now.to_string(), keys.tag.clone());
+    let [hash, messages, expiries, idempotency] = keys.all();
+    let reply = server.command(&[
+        "EVAL",
+        script,
+        "4",
+        hash,
+        messages,
+        expiries,
+        idempotency,
+        &now,
+        "0",
+        "60000",
+        "nexus:nobody-listens:",
+        &tag,
+        "alice",
+        "",
+        "0",
+        "100",
+        "",
+        "",
+        &payload,
+    ]);
+    let cursor: u64 = match reply.split("\r\n").collect::<Vec<_>>().as_slice() {
+        ["stored", cursor, ..] => cursor.parse().unwrap(),
+        _ => panic!("unexpected {reply:?}"),
+    };
+    // The poll is not woken: it re-reads when its wait ends, and returns the message then.
+    let page = tokio::time::timeout(Duration::from_secs(5), poll)
+        .await
+        .expect("the poll ends with its wait")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(page.next_cursor().0, cursor);
+    let body = String::from_utf8(page.to_json()).unwrap();
+    assert!(body.contains("lost-wake-up"), "{body}");
+    // Exactly one re-read more: the one at the timeout.
+    assert_eq!(evalsha_calls(&server), 3);
 }

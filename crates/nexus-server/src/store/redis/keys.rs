@@ -9,8 +9,8 @@
 //! |---|---|---|
 //! | `P:{T}:s` | hash | the session: ttl, maxAgents, createdAt, expiresAt, creator, greeting, cursor counter, lost-through mark, members (`m:<agentId>` → seq, joinedAt, lastSeenAt, SHA-256 of the key) |
 //! | `P:{T}:m` | sorted set | messages, score = cursor |
-//! | `P:{T}:e` | sorted set | the same cursors, score = the message's expiresAt |
-//! | `P:{T}:i` | hash | idempotency: `<agentId>\n<Idempotency-Key>` → body digest and cursor |
+//! | `P:{T}:e` | sorted set | the same cursors (with the idempotency field, if any), score = the message's expiresAt |
+//! | `P:{T}:i` | hash | idempotency: `<agentId>\n<Idempotency-Key>` → body digest and cursor; an entry is removed with its message |
 //! | `P:{T}:k:<C>` | hash | a pairing code of this session (`C` = digest of the code): expiresAt, claimedAt, forgetAt |
 //! | `P:code:<C>` | string | the code's session id (immutable; lets a claim find `{T}`) |
 //! | `P:sessions` | sorted set | every session's tag, score = expiresAt when last checked (`MAX_SESSIONS`, `/v1/stats`) |

@@ -40,14 +40,15 @@ elseif ARGV[8] == '1' then
   return { 'missing_key' }
 end
 local held
-held, ne = drop_if_due(M, E, ne, n)
+held, ne = drop_if_due(M, E, I, ne, n)
 local idem = ARGV[10]
 if idem ~= '' then
   local seen = redis.call('HGET', I, idem)
   if seen then
     local digest, c = string.match(seen, '^(%x+) (%d+)$')
     local original = redis.call('ZRANGEBYSCORE', M, c, c)
-    -- A key is remembered as long as the message it produced is held.
+    -- A key is remembered as long as the message it produced is held: dropping the message
+    -- removes the entry (messages.lua); the check covers entries written before that was so.
     if #original > 0 then
       if digest ~= ARGV[11] then
         return { 'reused' }
@@ -70,9 +71,12 @@ end
 m.seen = now
 redis.call('HSET', S, 'x', int(expires), f, member_string(m), 'n', held + 1, 'ne', ne)
 redis.call('ZADD', M, c, c .. ' ' .. verified .. ' ' .. int(expires) .. ' ' .. ARGV[12])
-redis.call('ZADD', E, int(expires), c)
 if idem ~= '' then
+  -- The expiries entry names the key, so that dropping the message forgets it (messages.lua).
+  redis.call('ZADD', E, int(expires), c .. ' ' .. idem)
   redis.call('HSET', I, idem, ARGV[11] .. ' ' .. c)
+else
+  redis.call('ZADD', E, int(expires), c)
 end
 expire(KEYS, expires, fresh, px)
 wake(c)

@@ -1,7 +1,7 @@
 -- read.lua: one page for a member, sliding the expiry and the reader's lastSeenAt. KEYS: session
 -- hash, messages, expiries, idempotency. ARGV[6..]: reader, after ('' = from the beginning), limit.
 -- Returns {'page', fields, entries, truncated '1'/'0'} or {'gone'} / {'not_member'}.
-local M, E = KEYS[2], KEYS[3]
+local M, E, I = KEYS[2], KEYS[3], KEYS[4]
 local h = load()
 if not h then
   return { 'gone' }
@@ -18,7 +18,7 @@ local x = now + tonumber(h.ttl) * 1000
 h.x = int(x)
 redis.call('HSET', S, 'x', h.x, f, h[f])
 expire(KEYS, x)
-drop_if_due(M, E, h.ne or false, h.n)
+drop_if_due(M, E, I, h.ne or false, h.n)
 local lost = tonumber(redis.call('HGET', S, 'lt') or '0')
 h.lt = int(lost)
 local after = ARGV[7]

@@ -7,5 +7,5 @@ if not x or tonumber(x) <= now then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
   return 0
 end
-drop_if_due(KEYS[2], KEYS[3], fields[2], fields[3])
+drop_if_due(KEYS[2], KEYS[3], KEYS[4], fields[2], fields[3])
 return tonumber(x)

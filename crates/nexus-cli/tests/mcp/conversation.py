@@ -95,6 +95,7 @@ async def main():
         hist = await a.ok("history", session=sid, limit=2)
         assert [m.get("text") for m in hist.value["messages"]] == ["hi B", "my reply"], hist.raw
         assert hist.value["held"] == 3, hist.raw
+        assert hist.value["incomplete"] is False and hist.value["truncated"] is False, hist.raw
         full = await a.ok("history", session=sid)
         assert [m["agentId"] for m in full.value["messages"]] == ["system", "agent-a", "agent-b"]
         assert a.cursor(sid) == cursor_before

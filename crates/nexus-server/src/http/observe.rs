@@ -183,7 +183,11 @@ mod tests {
         svc: impl Service<Request, Response = Response, Error = Infallible>,
     ) -> (u16, String, String) {
         let req = Request::builder().uri("/x").body(Body::empty()).unwrap();
-        let res = ObserveLayer::default().layer(svc).oneshot(req).await.unwrap();
+        let res = ObserveLayer::default()
+            .layer(svc)
+            .oneshot(req)
+            .await
+            .unwrap();
         let id = res.headers()[&X_REQUEST_ID].to_str().unwrap().to_owned();
         let status = res.status().as_u16();
         let body = res.into_body().collect().await.unwrap().to_bytes();

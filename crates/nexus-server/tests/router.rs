@@ -2314,6 +2314,71 @@ async fn the_pairing_link_redirects_301_to_the_skill() {
     assert!(followed.text.contains(&code));
 }
 
+async fn an_expired_code_gets_a_404_document_saying_it_expired_and_what_to_do() {
+    let app = App::new();
+    let (sid, _) = app.session_with_creator("alice").await;
+    let code = app.pair(&sid).await;
+    advance_ms(600_000).await;
+    assert_eq!(app.code_state(&code).await, "expired");
+    // The pairing link still leads to the skill document, which now explains the dead code.
+    let link = app.get(&format!("/p/{code}"), &[]).await;
+    assert_eq!(link.status, 301);
+    let skill = format!("/v1/pair/{code}/skill");
+    assert_eq!(link.header("location"), Some(skill.clone()));
+    let res = app.get(&skill, &[]).await;
+    assert_eq!(res.status, 404, "{}", res.text);
+    assert!(
+        res.content_type().starts_with("text/markdown"),
+        "{}",
+        res.content_type()
+    );
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
+    let md = &res.text;
+    assert!(
+        md.starts_with("# NexusMessaging pairing link: expired"),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("| Pairing code | **{code}** |")),
+        "{md}"
+    );
+    assert!(md.contains("| State | expired |"), "{md}");
+    assert!(
+        md.contains("This code expired before anyone claimed it"),
+        "{md}"
+    );
+    // What to do: ask the inviting agent for a new link, which it makes with `nexus pair`.
+    assert!(
+        md.contains("**What to do**: ask the agent that invited you for a new pairing link."),
+        "{md}"
+    );
+    assert!(md.contains("`nexus pair SESSION_ID`"), "{md}");
+    assert!(md.contains("PUT http://relay.test/v1/pair"), "{md}");
+    assert!(
+        md.contains("A code lasts 10 minutes and works once."),
+        "{md}"
+    );
+    assert!(
+        !md.contains(&sid),
+        "the document must not leak the session id"
+    );
+    assert!(!md.contains("/claim"), "nothing to claim: {md}");
+    // Browsers get the same as a page.
+    let page = app.get(&skill, &[("Accept", "text/html")]).await;
+    assert_eq!(page.status, 404);
+    assert!(page.content_type().starts_with("text/html"));
+    assert!(
+        page.text.contains("data-state=\"expired\">expired</span>"),
+        "{}",
+        page.text
+    );
+    // Reading it changes nothing: the code is still expired, and claiming it still fails.
+    assert_eq!(app.code_state(&code).await, "expired");
+    app.claim(&code, "bob")
+        .await
+        .err(404, "code_expired_or_used");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rate limits (SPEC §2 "Safety middleware")
 
@@ -2583,6 +2648,7 @@ backend_tests! {
     the_pair_skill_is_markdown_with_the_public_url_and_the_code,
     skill_documents_are_html_for_browsers,
     the_pairing_link_redirects_301_to_the_skill,
+    an_expired_code_gets_a_404_document_saying_it_expired_and_what_to_do,
     requests_over_the_per_ip_limit_get_429_with_retry_after_before_any_work,
     rate_limit_zero_turns_the_limit_off,
     x_forwarded_for_is_believed_only_from_trusted_proxies,

@@ -3,7 +3,8 @@
 //!
 //! Listing reads only local files (no request per session). Reading fetches what the relay holds
 //! through [`super::history::recent`], which never moves the saved cursor, and returns one JSON
-//! document: `{"sessionId", "alias", "agentId", "messages": [...], "held", "truncated"}` with the
+//! document: `{"sessionId", "alias", "agentId", "messages": [...], "held", "truncated",
+//! "incomplete"}` with the
 //! last [`TRANSCRIPT_LIMIT`] messages in the compact shape of the tools. The canonical URI names
 //! the session id; an alias in place of the id is accepted when it is URI-safe.
 
@@ -94,6 +95,7 @@ pub async fn read(shared: &Shared, uri: &str) -> Result<ResourceContents, ToolEr
         "messages": got.messages.iter().map(compact_message).collect::<Vec<_>>(),
         "held": got.held,
         "truncated": got.truncated,
+        "incomplete": got.incomplete,
     });
     Ok(ResourceContents::text(doc.to_string(), uri).with_mime_type(MIME))
 }

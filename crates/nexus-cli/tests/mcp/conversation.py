@@ -3,8 +3,9 @@ driven by the official Python MCP SDK against a live nexus-server (issue 8).
 
 A creates a session and a pairing link, B claims it, A sends, B's poll with wait returns the
 message within a second, B replies with JSON, A reads it; history, status, renew, aliases and
-list_sessions work and agree with the `nexus` CLI on the same homes; B leaves. No tool result
-contains a session key.
+list_sessions work and agree with the `nexus` CLI on the same homes; B leaves; a third agent C
+(its own home) joins by session id with the join tool, and joining again answers already_joined.
+No tool result contains a session key.
 """
 
 import json
@@ -94,6 +95,7 @@ async def main():
         hist = await a.ok("history", session=sid, limit=2)
         assert [m.get("text") for m in hist.value["messages"]] == ["hi B", "my reply"], hist.raw
         assert hist.value["held"] == 3, hist.raw
+        assert hist.value["incomplete"] is False and hist.value["truncated"] is False, hist.raw
         full = await a.ok("history", session=sid)
         assert [m["agentId"] for m in full.value["messages"]] == ["system", "agent-a", "agent-b"]
         assert a.cursor(sid) == cursor_before
@@ -138,9 +140,36 @@ async def main():
         status = await a.ok("status", session=sid)
         assert [m["agentId"] for m in status.value["members"]] == ["agent-a"], status.raw
 
+        step("C joins by session id through join; joining again says already_joined")
+        c = Agent("c", "agent-c")
+        async with c.running():
+            joined = await c.ok("join", session=sid)
+            assert joined.value["sessionId"] == sid, joined.raw
+            assert joined.value["agentId"] == "agent-c", joined.raw
+            assert joined.value["status"] != "already_joined", joined.raw
+            assert "sessionKey" not in joined.value, joined.raw
+            assert "poll" in joined.guidance
+            assert c.has_session(sid)
+            c_keys = c.keys()
+            assert len(c_keys) == 1, c_keys
+            keys += c_keys
+            again = await c.ok("join", session=sid)
+            assert again.value == {
+                "sessionId": sid,
+                "status": "already_joined",
+                "agentId": "agent-c",
+            }, again.raw
+            assert "already a member" in again.guidance, again.raw
+            assert c.keys() == c_keys, "joining again keeps the saved key"
+            status = await a.ok("status", session=sid)
+            assert sorted(m["agentId"] for m in status.value["members"]) == [
+                "agent-a",
+                "agent-c",
+            ], status.raw
+
         step("no tool result contained a session key")
-        assert_no_keys(keys, a, b)
-        print(json.dumps({"session": sid, "results": len(a.texts) + len(b.texts)}))
+        assert_no_keys(keys, a, b, c)
+        print(json.dumps({"session": sid, "results": len(a.texts) + len(b.texts) + len(c.texts)}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! `poll-daemon`: every message sent while it runs appears on its stdout exactly once and in
 //! order, across a server restart; the saved cursor matches the last delivered message;
-//! `poll-status` lists only live daemons.
+//! `poll-status` lists only live daemons and removes the lock file a SIGKILLed daemon left.
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -145,6 +145,84 @@ fn daemon_delivers_everything_once_across_a_restart() {
         bob.run(&["poll-status"]).ok()["daemons"],
         serde_json::json!([])
     );
+}
+
+/// The JSON lines of a daemon's stdout, read on a thread.
+fn daemon_lines(daemon: &mut std::process::Child) -> mpsc::Receiver<Value> {
+    let stdout = daemon.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line).expect("every line is JSON");
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A daemon killed with SIGKILL cannot remove its lock file; the OS releases its lock, so
+/// `poll-status` lists no daemon and removes the stale file (docs/CLI.md, `poll-status`).
+#[test]
+fn poll_status_removes_the_lock_file_of_a_killed_daemon() {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGKILL: i32 = 9;
+
+    let server = Server::start();
+    let alice = Agent::new(&server.url);
+    let bob = Agent::new(&server.url);
+    let sid = create_with_creator(&alice, "alice", Some("greeting"));
+    pair_in(&alice, &sid, &bob, "bob");
+    let daemon_args = ["poll-daemon", sid.as_str(), "--interval", "1", "--yes"];
+    let spawn = || {
+        bob.command(&daemon_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut daemon = spawn();
+    let rx = daemon_lines(&mut daemon);
+    // The first delivered line means the daemon holds its lock.
+    let first = next_line(&rx, Duration::from_secs(10));
+    assert_eq!(first["message"]["text"], "greeting", "{first}");
+    let lock_rel = format!("daemons/{sid}.lock");
+    let lock = bob.path(&lock_rel);
+    let recorded: Value = serde_json::from_str(&bob.read(&lock_rel).unwrap())
+        .expect("the lock file records its daemon");
+    assert_eq!(recorded["pid"], daemon.id());
+    let live = bob.run(&["poll-status"]).ok();
+    assert_eq!(live["daemons"].as_array().unwrap().len(), 1, "{live}");
+
+    // SIGKILL: no final line, no cleanup.
+    daemon.kill().unwrap();
+    let status = daemon.wait().unwrap();
+    assert_eq!(status.signal(), Some(SIGKILL), "{status:?}");
+    assert!(lock.exists(), "a killed daemon leaves its lock file behind");
+
+    let run = bob.run(&["poll-status"]);
+    assert_eq!(run.ok(), json!({"daemons": []}), "{run:?}");
+    assert!(
+        run.stderr.contains("No active polling processes found."),
+        "{run:?}"
+    );
+    assert!(!lock.exists(), "poll-status removes the stale lock file");
+
+    // A new daemon for the session starts, and poll-status lists it.
+    let mut again = spawn();
+    let rx = daemon_lines(&mut again);
+    alice.run(&["send", &sid, "after the kill"]).ok();
+    let mut gaps = 0;
+    while next_message(&rx, Duration::from_secs(10), &mut gaps)["message"]["text"]
+        != "after the kill"
+    {}
+    let listed = bob.run(&["poll-status"]).ok();
+    assert_eq!(listed["daemons"][0]["pid"], again.id(), "{listed}");
+    let _ = again.kill();
+    let _ = again.wait();
 }
 
 #[test]

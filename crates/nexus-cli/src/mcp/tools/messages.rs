@@ -15,7 +15,7 @@ use super::ToolResult;
 use crate::commands::poll::{After, PollSpec, next_cursor, poll_once};
 use crate::commands::send::deliver;
 use crate::mcp::errors::ToolError;
-use crate::mcp::history::recent;
+use crate::mcp::history::{self, recent};
 use crate::mcp::params::{self, HistoryArgs, PollArgs, SendArgs};
 use crate::mcp::results::{ToolReply, compact_message, compact_messages};
 use crate::mcp::server::NexusMcp;
@@ -155,11 +155,20 @@ impl NexusMcp {
             "messages": got.messages.iter().map(compact_message).collect::<Vec<_>>(),
             "held": got.held,
             "truncated": got.truncated,
+            "incomplete": got.incomplete,
         });
-        let mut guidance = format!(
-            "The last {n} of the {} message(s) the relay holds; nothing was marked as read (poll still returns only new ones).",
-            got.held
-        );
+        let mut guidance = if got.incomplete {
+            format!(
+                "The relay holds more than the {} message(s) read (reading stops after {} pages): these {n} are the last read, not the newest; poll returns what is new. Nothing was marked as read.",
+                got.held,
+                history::MAX_PAGES
+            )
+        } else {
+            format!(
+                "The last {n} of the {} message(s) the relay holds; nothing was marked as read (poll still returns only new ones).",
+                got.held
+            )
+        };
         if got.truncated {
             guidance.push_str(" Earlier messages are gone (relay restart or expiry).");
         }

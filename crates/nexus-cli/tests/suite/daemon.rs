@@ -56,16 +56,7 @@ fn daemon_delivers_everything_once_across_a_restart() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = daemon.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line).expect("every line is JSON");
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = daemon_lines(&mut daemon);
 
     let greeting = next_line(&rx, Duration::from_secs(10));
     assert_eq!(greeting["type"], "message");

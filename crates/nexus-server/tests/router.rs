@@ -2508,6 +2508,32 @@ async fn failed_claims_are_limited_per_ip() {
         .err(404, "code_not_found");
 }
 
+/// With the request limit on, the claim budget counts the address the rate limit resolved from
+/// `X-Forwarded-For` (with it off, `failed_claims_are_limited_per_ip` covers the claim handler
+/// resolving it itself).
+async fn failed_claims_count_the_ip_the_rate_limit_resolved() {
+    let app = App::with(|c| {
+        c.rate_limit_per_minute = 1000;
+        c.claim_failures_per_minute = 1;
+        c.trusted_proxies = nexus_server::config::TrustedProxies::parse("127.0.0.1/32").unwrap();
+    });
+    let claim = |ip: &'static str| {
+        let app = app.clone();
+        async move {
+            app.call(
+                Method::POST,
+                "/v1/pair/ABLE-ABLE-00000/claim",
+                &[("X-Agent-Id", "bob"), ("X-Forwarded-For", ip)],
+                None,
+            )
+            .await
+        }
+    };
+    claim("198.51.100.1").await.err(404, "code_not_found");
+    claim("198.51.100.1").await.err(429, "rate_limit_exceeded");
+    claim("198.51.100.2").await.err(404, "code_not_found");
+}
+
 async fn failed_claims_have_a_server_wide_budget() {
     let app = App::with(|c| {
         c.rate_limit_per_minute = 0;
@@ -2653,5 +2679,6 @@ backend_tests! {
     rate_limit_zero_turns_the_limit_off,
     x_forwarded_for_is_believed_only_from_trusted_proxies,
     failed_claims_are_limited_per_ip,
+    failed_claims_count_the_ip_the_rate_limit_resolved,
     failed_claims_have_a_server_wide_budget,
 }

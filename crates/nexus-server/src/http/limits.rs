@@ -12,7 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -21,9 +23,46 @@ use crate::config::TrustedProxies;
 use crate::domain::rate_limited;
 use crate::store::StoreResult;
 
-/// The client's address, as decided here, for handlers that count per client (claims).
+/// The client's address, as decided here, for handlers that count per client (claims). As an
+/// extractor it reuses the address the rate limit resolved (kept in the request when the limit
+/// is on) or resolves it.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, relay: &AppState) -> Result<Self, Infallible> {
+        Ok(match parts.extensions.get::<ClientIp>() {
+            Some(ip) => *ip,
+            None => ClientIp(request_client_ip(
+                &parts.headers,
+                &parts.extensions,
+                &relay.config.trusted_proxies,
+            )),
+        })
+    }
+}
+
+/// The client address of a request: its TCP peer (from `ConnectInfo`; "localhost" without a
+/// socket, as in router tests) and its `X-Forwarded-For` hops, through [`client_ip`].
+fn request_client_ip(
+    headers: &HeaderMap,
+    extensions: &Extensions,
+    trusted: &TrustedProxies,
+) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    // Borrowed unless a value is not UTF-8 (then its bad bytes become U+FFFD: an unreadable
+    // hop). Nothing is allocated for a request without the header.
+    let forwarded: Vec<Cow<'_, str>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    client_ip(peer, forwarded.iter().flat_map(|v| v.split(',')), trusted)
+}
 
 /// Resolves the client address from the peer and its `X-Forwarded-For` hops (left to right).
 pub fn client_ip<'a>(
@@ -78,7 +117,8 @@ impl<S> Layer<S> for RateLimitLayer {
 }
 
 /// Resolves the client IP (kept in the request as [`ClientIp`]) and counts the request against
-/// `RATE_LIMIT_PER_MINUTE` before the service behind it sees it; past the limit, answers 429
+/// `RATE_LIMIT_PER_MINUTE` before the service behind it sees it (with the limit off, or on an
+/// exempt path, it does neither: the claim handler's [`ClientIp`] resolves the address itself); past the limit, answers 429
 /// `rate_limit_exceeded` with `Retry-After`. A hand-written tower service (like
 /// [`super::observe::Observe`]) rather than `axum::middleware::from_fn`: with the limit off or
 /// for exempt paths a request costs no boxed future here, and a parked long-poll keeps none.
@@ -103,32 +143,18 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        // Without a socket (router tests), requests come from "localhost".
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
-        // Borrowed unless a value is not UTF-8 (then its bad bytes become U+FFFD: an unreadable
-        // hop). Nothing is allocated for a request without the header.
-        let forwarded: Vec<Cow<'_, str>> = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
-            .collect();
-        let ip = client_ip(
-            peer,
-            forwarded.iter().flat_map(|v| v.split(',')),
-            &self.relay.config.trusted_proxies,
-        );
-        drop(forwarded);
-        req.extensions_mut().insert(ClientIp(ip));
         let limit = self.relay.config.rate_limit_per_minute;
         if limit == 0 || EXEMPT.contains(&req.uri().path()) {
             return RateLimitFuture::Inner {
                 future: self.inner.call(req),
             };
         }
+        let ip = request_client_ip(
+            req.headers(),
+            req.extensions(),
+            &self.relay.config.trusted_proxies,
+        );
+        req.extensions_mut().insert(ClientIp(ip));
         let relay = self.relay.clone();
         let check: Check = Box::pin(async move {
             relay

@@ -1,6 +1,5 @@
 //! Pairing endpoints: `PUT /v1/pair`, `POST /v1/pair/:code/claim`, `GET /v1/pair/:code/status`.
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -52,7 +51,7 @@ pub async fn create(
 pub async fn claim(
     State(relay): State<AppState>,
     PathParams(code): PathParams<String>,
-    Extension(ClientIp(client)): Extension<ClientIp>,
+    ClientIp(client): ClientIp,
     headers: ProtocolHeaders,
 ) -> Result<Json<Claimed>, RelayError> {
     let claimed = relay

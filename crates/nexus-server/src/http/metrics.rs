@@ -38,27 +38,8 @@ use super::AppState;
 use crate::histogram::{Histogram, REQUEST_BOUNDS_US, Snapshot};
 use crate::store::metered::Op;
 
-/// Route templates, as the router declares them; anything else is `<unmatched>`.
-const ROUTES: &[&str] = &[
-    "/",
-    "/health",
-    "/metrics",
-    "/v1/stats",
-    "/openapi.json",
-    "/v1/sessions",
-    "/v1/sessions/{id}",
-    "/v1/sessions/{id}/join",
-    "/v1/sessions/{id}/agents/{agent_id}",
-    "/v1/sessions/{id}/renew",
-    "/v1/sessions/{id}/messages",
-    "/v1/pair",
-    "/v1/pair/{code}/claim",
-    "/v1/pair/{code}/status",
-    "/v1/pair/{code}/skill",
-    "/p/{code}",
-    "<unmatched>",
-];
-const UNMATCHED: usize = ROUTES.len() - 1;
+/// The label of requests that matched no route.
+const UNMATCHED_LABEL: &str = "<unmatched>";
 const CLAIM_ROUTE: &str = "/v1/pair/{code}/claim";
 
 const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "other"];
@@ -85,6 +66,9 @@ fn counters(n: usize) -> Box<[AtomicU64]> {
 
 /// Every HTTP-side counter of one relay.
 pub struct HttpMetrics {
+    /// The router's route templates (as [`super::router`] declares them), then
+    /// [`UNMATCHED_LABEL`]: a route's index into the tables below.
+    routes: Vec<&'static str>,
     /// route × method × status.
     requests: Box<[AtomicU64]>,
     latency: Vec<Histogram>,
@@ -92,17 +76,26 @@ pub struct HttpMetrics {
     claims: Box<[AtomicU64]>,
 }
 
-impl Default for HttpMetrics {
-    fn default() -> Self {
+impl HttpMetrics {
+    /// Counters for the router's route templates (anything else counts as `<unmatched>`).
+    pub fn new(templates: impl IntoIterator<Item = &'static str>) -> Self {
+        let mut routes: Vec<&'static str> = templates.into_iter().collect();
+        routes.push(UNMATCHED_LABEL);
         Self {
-            requests: counters(ROUTES.len() * METHODS.len() * (STATUSES.len() + 1)),
-            latency: ROUTES
+            requests: counters(routes.len() * METHODS.len() * (STATUSES.len() + 1)),
+            latency: routes
                 .iter()
                 .map(|_| Histogram::new(REQUEST_BOUNDS_US))
                 .collect(),
             errors: counters(ErrorCode::ALL.len()),
             claims: counters(OUTCOMES.len()),
+            routes,
         }
+    }
+
+    /// The index of `<unmatched>`.
+    fn unmatched(&self) -> usize {
+        self.routes.len() - 1
     }
 }
 
@@ -146,7 +139,7 @@ impl HttpMetrics {
         {
             self.errors[c].fetch_add(1, Ordering::Relaxed);
         }
-        if ROUTES[route] == CLAIM_ROUTE && *method == Method::POST {
+        if self.routes[route] == CLAIM_ROUTE && *method == Method::POST {
             let outcome = claim_outcome(status, code);
             if let Some(o) = OUTCOMES.iter().position(|x| *x == outcome) {
                 self.claims[o].fetch_add(1, Ordering::Relaxed);
@@ -167,8 +160,8 @@ impl HttpMetrics {
         elapsed: Duration,
     ) {
         let route = route
-            .and_then(|p| ROUTES.iter().position(|r| *r == p.as_str()))
-            .unwrap_or(UNMATCHED);
+            .and_then(|p| self.routes.iter().position(|r| *r == p.as_str()))
+            .unwrap_or_else(|| self.unmatched());
         let code = response.extensions().get::<ErrorCode>().copied();
         self.record(route, method, response.status().as_u16(), code);
         self.latency[route].observe(elapsed);
@@ -229,7 +222,7 @@ async fn render(relay: &AppState, m: &HttpMetrics) -> String {
         "counter",
         "HTTP requests by method, route template and status.",
     );
-    for (r, route) in ROUTES.iter().enumerate() {
+    for (r, route) in m.routes.iter().enumerate() {
         for (mi, method) in METHODS.iter().enumerate() {
             for s in 0..=STATUSES.len() {
                 let i = (r * METHODS.len() + mi) * (STATUSES.len() + 1) + s;
@@ -256,7 +249,7 @@ async fn render(relay: &AppState, m: &HttpMetrics) -> String {
         "histogram",
         "Time from request to response by route template (long-polls include their wait).",
     );
-    for (r, route) in ROUTES.iter().enumerate() {
+    for (r, route) in m.routes.iter().enumerate() {
         let s = m.latency[r].snapshot();
         if s.count > 0 {
             histogram(
@@ -406,14 +399,14 @@ mod tests {
 
     #[test]
     fn requests_land_in_their_route_method_and_status() {
-        let m = HttpMetrics::default();
-        let claim = ROUTES.iter().position(|r| *r == CLAIM_ROUTE).unwrap();
+        let m = HttpMetrics::new(["/health", CLAIM_ROUTE]);
+        let claim = m.routes.iter().position(|r| *r == CLAIM_ROUTE).unwrap();
         m.record(claim, &Method::POST, 404, Some(ErrorCode::CodeNotFound));
         m.record(claim, &Method::POST, 200, None);
-        m.record(UNMATCHED, &Method::PATCH, 418, None);
+        m.record(m.unmatched(), &Method::PATCH, 418, None);
         let load = |i: usize| m.claims[i].load(Ordering::Relaxed);
         assert_eq!((load(0), load(1), load(2)), (1, 1, 0));
-        let other = (UNMATCHED * METHODS.len() + 4) * (STATUSES.len() + 1) + OTHER_STATUS;
+        let other = (m.unmatched() * METHODS.len() + 4) * (STATUSES.len() + 1) + OTHER_STATUS;
         assert_eq!(m.requests[other].load(Ordering::Relaxed), 1);
         let not_found = ErrorCode::ALL
             .iter()

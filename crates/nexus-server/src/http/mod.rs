@@ -18,7 +18,7 @@ pub mod sessions;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Extension, Router};
 use nexus_proto::ErrorCode;
 use tower::ServiceBuilder;
@@ -28,33 +28,45 @@ use crate::domain::{Relay, RelayError};
 /// The state every handler gets.
 pub type AppState = Arc<Relay>;
 
+/// Every route: its template and its handlers. The one list of the API's paths: the router is
+/// built from it, and `/metrics` counts requests by these templates.
+fn routes() -> [(&'static str, MethodRouter<AppState>); 16] {
+    [
+        ("/", get(docs::root)),
+        ("/health", get(meta::health)),
+        ("/metrics", get(metrics::metrics)),
+        ("/v1/stats", get(meta::stats)),
+        ("/openapi.json", get(openapi::openapi_json)),
+        ("/v1/sessions", put(sessions::create)),
+        ("/v1/sessions/{id}", get(sessions::status)),
+        ("/v1/sessions/{id}/join", post(sessions::join)),
+        (
+            "/v1/sessions/{id}/agents/{agent_id}",
+            delete(sessions::leave),
+        ),
+        ("/v1/sessions/{id}/renew", post(sessions::renew)),
+        (
+            "/v1/sessions/{id}/messages",
+            post(messages::send).get(messages::poll),
+        ),
+        ("/v1/pair", put(pairing::create)),
+        ("/v1/pair/{code}/claim", post(pairing::claim)),
+        ("/v1/pair/{code}/status", get(pairing::status)),
+        ("/v1/pair/{code}/skill", get(docs::pair_skill)),
+        ("/p/{code}", get(docs::pair_link)),
+    ]
+}
+
 /// The whole API as one router.
 pub fn router(relay: Arc<Relay>) -> Router {
     let max_body = relay.config.max_body_bytes;
-    let metrics = Arc::new(metrics::HttpMetrics::default());
-    Router::new()
-        .route("/", get(docs::root))
-        .route("/health", get(meta::health))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/stats", get(meta::stats))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/v1/sessions", put(sessions::create))
-        .route("/v1/sessions/{id}", get(sessions::status))
-        .route("/v1/sessions/{id}/join", post(sessions::join))
-        .route(
-            "/v1/sessions/{id}/agents/{agent_id}",
-            delete(sessions::leave),
-        )
-        .route("/v1/sessions/{id}/renew", post(sessions::renew))
-        .route(
-            "/v1/sessions/{id}/messages",
-            post(messages::send).get(messages::poll),
-        )
-        .route("/v1/pair", put(pairing::create))
-        .route("/v1/pair/{code}/claim", post(pairing::claim))
-        .route("/v1/pair/{code}/status", get(pairing::status))
-        .route("/v1/pair/{code}/skill", get(docs::pair_skill))
-        .route("/p/{code}", get(docs::pair_link))
+    let routes = routes();
+    let metrics = Arc::new(metrics::HttpMetrics::new(routes.iter().map(|(t, _)| *t)));
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (template, handlers)| {
+            router.route(template, handlers)
+        })
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         // One layer of the router (each `Router::layer` call boxes every route once more), run

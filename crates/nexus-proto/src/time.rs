@@ -60,8 +60,15 @@ fn write_date_time(buf: &mut [u8], secs: u64) {
 /// `ms` as the bytes of `YYYY-MM-DDTHH:MM:SS.mmmZ` (instants past year 9999 are clamped).
 pub fn rfc3339_millis(ms: Millis) -> [u8; RFC3339_MILLIS_LEN] {
     let ms = ms.min(MAX_MILLIS);
+    let mut prefix = [0u8; 19];
+    write_date_time(&mut prefix, ms / 1000);
+    with_millis(prefix, ms)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (the second `ms` falls in) followed by `.mmmZ`.
+fn with_millis(prefix: [u8; 19], ms: Millis) -> [u8; RFC3339_MILLIS_LEN] {
     let mut buf = [0u8; RFC3339_MILLIS_LEN];
-    write_date_time(&mut buf, ms / 1000);
+    buf[..19].copy_from_slice(&prefix);
     buf[19] = b'.';
     let frac = ms % 1000;
     buf[20] = b'0' + (frac / 100) as u8;
@@ -94,14 +101,7 @@ impl Rfc3339Cache {
                 prefix
             }
         };
-        let mut buf = [0u8; RFC3339_MILLIS_LEN];
-        buf[..19].copy_from_slice(&prefix);
-        buf[19] = b'.';
-        let frac = ms % 1000;
-        buf[20] = b'0' + (frac / 100) as u8;
-        two(&mut buf, 21, frac);
-        buf[23] = b'Z';
-        buf
+        with_millis(prefix, ms)
     }
 }
 

@@ -16,13 +16,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use hyper::StatusCode;
-use serde_json::Value;
 
 use crate::load::{self, LoadResult, MakeReq, request};
 use crate::procs::{self, Server};
+use crate::scenarios::{Sess, create_sessions};
 use crate::{Args, SEND_TEXT};
 
 /// A `redis-server` child on a free loopback port; killed on drop.
@@ -125,45 +125,6 @@ fn command(port: u16, args: &[&str]) -> Result<String> {
         return Ok(String::from_utf8_lossy(&body).into_owned());
     }
     Ok(first)
-}
-
-/// A session and its creator.
-#[derive(Clone)]
-struct Sess {
-    id: String,
-    agent: String,
-    key: String,
-}
-
-async fn sessions(addr: SocketAddr, n: usize) -> Result<Vec<Sess>> {
-    let bodies = load::batch(
-        addr,
-        32,
-        n,
-        StatusCode::CREATED,
-        Arc::new(|i| {
-            let body = format!(r#"{{"creatorAgentId":"bench-{i}","ttl":86400}}"#);
-            request("PUT", "/v1/sessions", &[], Bytes::from(body))
-        }),
-    )
-    .await?;
-    bodies
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let v: Value = serde_json::from_slice(b)?;
-            let field = |f: &str| {
-                v[f].as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| anyhow!("no {f} in {v}"))
-            };
-            Ok(Sess {
-                id: field("sessionId")?,
-                agent: format!("bench-{i}"),
-                key: field("sessionKey")?,
-            })
-        })
-        .collect()
 }
 
 fn sender(sessions: Arc<Vec<Sess>>) -> MakeReq {
@@ -359,8 +320,9 @@ async fn measure(
         sizes.conns
     );
 
-    let embedded_sessions = Arc::new(sessions(embedded.addr, sizes.sessions).await?);
-    let redis_sessions = Arc::new(sessions(node_a.addr, sizes.sessions).await?);
+    let embedded_sessions =
+        Arc::new(create_sessions(embedded.addr, sizes.sessions, "bench").await?);
+    let redis_sessions = Arc::new(create_sessions(node_a.addr, sizes.sessions, "bench").await?);
     let targets: [(Vec<(SocketAddr, u32)>, MakeReq); 3] = [
         (
             vec![(embedded.addr, embedded.pid())],

@@ -92,10 +92,10 @@ impl Sizes {
 
 /// One session as the bench uses it: its id, the creator's agent id and key.
 #[derive(Clone, Debug)]
-struct Sess {
-    id: String,
-    agent: String,
-    key: String,
+pub(crate) struct Sess {
+    pub(crate) id: String,
+    pub(crate) agent: String,
+    pub(crate) key: String,
 }
 
 fn json(b: &[u8]) -> Result<Value> {
@@ -103,7 +103,7 @@ fn json(b: &[u8]) -> Result<Value> {
 }
 
 /// Creates `n` sessions, each with its own creator (so each has a key), `conns` at a time.
-async fn create_sessions(addr: SocketAddr, n: usize, prefix: &str) -> Result<Vec<Sess>> {
+pub(crate) async fn create_sessions(addr: SocketAddr, n: usize, prefix: &str) -> Result<Vec<Sess>> {
     let prefix = prefix.to_owned();
     let p2 = prefix.clone();
     let bodies = load::batch(

@@ -270,14 +270,19 @@ async fn poll_then_park(store: &RedisStore, id: &SessionId) -> Wakeup {
     waiter
 }
 
+/// Waits at most `secs` for `waiter` to be woken; `what` names the wake-up expected.
+async fn woken(waiter: &mut Wakeup, secs: u64, what: &str) {
+    tokio::time::timeout(Duration::from_secs(secs), waiter.changed())
+        .await
+        .unwrap_or_else(|_| panic!("expected: {what}; nothing within {secs} s"))
+        .expect("the session's channel is open");
+}
+
 /// A parked waiter on `store` for `id`, once the store's subscription to the session is active
 /// (Redis's confirmation wakes it once, so that anything sent before is re-read).
 async fn subscribed(store: &RedisStore, id: &SessionId) -> Wakeup {
     let mut waiter = poll_then_park(store, id).await;
-    tokio::time::timeout(Duration::from_secs(5), waiter.changed())
-        .await
-        .expect("the subscription is confirmed")
-        .unwrap();
+    woken(&mut waiter, 5, "the subscription is confirmed").await;
     waiter.borrow_and_update();
     waiter
 }
@@ -290,10 +295,7 @@ async fn a_send_on_one_node_wakes_a_waiter_on_another() {
     let id = session(&a, 3).await;
     let mut waiter = subscribed(&b, &id).await;
     let cursor = send(&a, &id, "across").await;
-    tokio::time::timeout(Duration::from_secs(5), waiter.changed())
-        .await
-        .expect("woken through pub/sub")
-        .unwrap();
+    woken(&mut waiter, 5, "woken through pub/sub").await;
     assert_eq!(*waiter.borrow(), cursor);
 }
 
@@ -337,10 +339,12 @@ async fn a_send_racing_a_fresh_subscription_still_wakes_the_waiter() {
         // its confirmation wakes the waiter, which re-reads and finds the message.
         let mut waiter = poll_then_park(&b, &id).await;
         send(&a, &id, "racing").await;
-        tokio::time::timeout(Duration::from_secs(5), waiter.changed())
-            .await
-            .expect("woken by the message or by the confirmation")
-            .unwrap();
+        woken(
+            &mut waiter,
+            5,
+            "woken by the message or by the confirmation",
+        )
+        .await;
         let page = b
             .read(&id, &agent("alice"), None, 10, T0 + 2)
             .await
@@ -362,10 +366,7 @@ async fn the_subscriber_reconnects_after_a_redis_restart_and_wakes_its_waiters()
     server.kill();
     server.start_again();
     // On resubscription every local waiter is woken once (anything sent meanwhile is re-read).
-    tokio::time::timeout(Duration::from_secs(10), waiter.changed())
-        .await
-        .expect("woken after the resubscription")
-        .unwrap();
+    woken(&mut waiter, 10, "woken after the resubscription").await;
     // Each pool notices the restart on its next command (503 store_unavailable for that request)
     // and reconnects by itself.
     for store in [&a, &b] {
@@ -390,10 +391,7 @@ async fn the_subscriber_reconnects_after_a_redis_restart_and_wakes_its_waiters()
     let id = session(&a, 5).await;
     let mut waiter = subscribed(&b, &id).await;
     let cursor = send(&a, &id, "again").await;
-    tokio::time::timeout(Duration::from_secs(5), waiter.changed())
-        .await
-        .expect("woken through the new subscription")
-        .unwrap();
+    woken(&mut waiter, 5, "woken through the new subscription").await;
     assert_eq!(*waiter.borrow(), cursor);
 }
 

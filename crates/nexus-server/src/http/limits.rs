@@ -223,6 +223,60 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::domain::Relay;
+    use crate::domain::limits::LimitCounters;
+    use crate::store::StoreError;
+    use crate::store::embedded::EmbeddedStore;
+    use nexus_proto::time::Millis;
+
+    /// Counters whose store is down.
+    struct Unreachable;
+
+    #[async_trait]
+    impl LimitCounters for Unreachable {
+        async fn hit_request(&self, _: IpAddr, _: u64, _: Millis) -> StoreResult<Result<(), u64>> {
+            Err(StoreError::Unavailable("down".into()))
+        }
+        async fn check_claims(
+            &self,
+            _: IpAddr,
+            _: u64,
+            _: u64,
+            _: Millis,
+        ) -> StoreResult<Result<(), u64>> {
+            Err(StoreError::Unavailable("down".into()))
+        }
+        async fn record_claim_failure(&self, _: IpAddr, _: Millis) -> StoreResult<()> {
+            Err(StoreError::Unavailable("down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_counters_let_requests_through() {
+        let mut config = Config::defaults();
+        config.rate_limit_per_minute = 1;
+        let store = Arc::new(EmbeddedStore::in_memory(Relay::deadlines(&config)));
+        let relay = Relay::new(config, Clock::starting_at(0), store, "http://x".into())
+            .with_counters(Arc::new(Unreachable));
+        let app = crate::http::router(Arc::new(relay));
+        // Over the limit of 1 twice: the counters cannot say so, so nothing is refused.
+        for _ in 0..3 {
+            let req = Request::builder()
+                .uri("/v1/stats")
+                .body(Body::empty())
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -8,7 +8,6 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 /// Random bytes in a session id.
 pub const SESSION_ID_BYTES: usize = 24;
@@ -21,8 +20,10 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 
 /// Constant-time equality of two secrets' text (SPEC §2 "Key and id comparisons are
 /// constant-time"). Only the length may leak, and every id, key or code of one kind has one length.
+/// `constant_time_eq` compares word by word behind an optimisation barrier; `subtle`'s byte slices
+/// paid one `black_box` per byte, 1.5 % of the relay's CPU under send load (perf, docs/BENCHMARKS.md).
 pub fn secret_eq(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
+    constant_time_eq::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// `PartialEq` (constant time, [`secret_eq`]), `Eq` and `Hash` for a newtype around a secret

@@ -1,5 +1,5 @@
 //! Secrets and random ids: session ids, session keys and pairing codes come from the OS CSPRNG
-//! (`getrandom`), and secrets are compared in constant time (`subtle`). SPEC §1, §2 "Safety".
+//! (`getrandom`), and secrets are compared in constant time (`constant_time_eq`). SPEC §1, §2 "Safety".
 //!
 //! Message ids and request ids are not secrets but must not repeat or be predictable: they come
 //! from a per-thread ChaCha12 generator (`rand`'s `StdRng`) seeded from the OS and reseeded every

@@ -21,7 +21,7 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 /// Constant-time equality of two secrets' text (SPEC §2 "Key and id comparisons are
 /// constant-time"). Only the length may leak, and every id, key or code of one kind has one length.
 /// `constant_time_eq` compares word by word behind an optimisation barrier; `subtle`'s byte slices
-/// paid one `black_box` per byte, 1.5 % of the relay's CPU under send load (perf, docs/BENCHMARKS.md).
+/// paid one `black_box` per byte, 1.1 % of the relay's CPU under send load (perf, docs/BENCHMARKS.md).
 pub fn secret_eq(a: &str, b: &str) -> bool {
     constant_time_eq::constant_time_eq(a.as_bytes(), b.as_bytes())
 }

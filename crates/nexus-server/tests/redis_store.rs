@@ -161,14 +161,7 @@ async fn no_secret_appears_in_a_key_name_and_every_key_expires() {
     let id = session(&store, 2).await;
     let code = PairCode::from_random(12345);
     store
-        .create_code(CodeRecord {
-            code: code.clone(),
-            session_id: id.clone(),
-            created_at: T0,
-            expires_at: T0 + 600_000,
-            claimed_at: None,
-            forget_at: T0 + 1_200_000,
-        })
+        .create_code(CodeRecord::fresh(code.clone(), id.clone(), T0, 600_000))
         .await
         .unwrap();
     // A first message without an Idempotency-Key, then one with: the idempotency hash is created
@@ -225,16 +218,9 @@ async fn two_nodes_racing_for_one_code_claim_it_once() {
     for round in 0..20u8 {
         let id = session(&a, 100 + round).await;
         let code = PairCode::from_random(1000 + u64::from(round));
-        a.create_code(CodeRecord {
-            code: code.clone(),
-            session_id: id.clone(),
-            created_at: T0,
-            expires_at: T0 + 600_000,
-            claimed_at: None,
-            forget_at: T0 + 1_200_000,
-        })
-        .await
-        .unwrap();
+        a.create_code(CodeRecord::fresh(code.clone(), id.clone(), T0, 600_000))
+            .await
+            .unwrap();
         let claims = [("x", a.clone()), ("y", b.clone())].map(|(who, store)| {
             let code = code.clone();
             tokio::spawn(async move {
@@ -427,14 +413,8 @@ async fn a_code_that_is_already_known_is_never_overwritten() {
     let first = session(&a, 7).await;
     let second = session(&b, 8).await;
     let code = PairCode::from_random(777);
-    let record = |session_id: &SessionId| CodeRecord {
-        code: code.clone(),
-        session_id: session_id.clone(),
-        created_at: T0,
-        expires_at: T0 + 600_000,
-        claimed_at: None,
-        forget_at: T0 + 1_200_000,
-    };
+    let record =
+        |session_id: &SessionId| CodeRecord::fresh(code.clone(), session_id.clone(), T0, 600_000);
     assert!(a.create_code(record(&first)).await.unwrap());
     // Another node draws the same code for another session: refused, nothing written.
     assert!(!b.create_code(record(&second)).await.unwrap());

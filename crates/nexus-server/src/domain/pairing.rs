@@ -44,14 +44,7 @@ impl Relay {
         // code is drawn. Eight collisions in a row mean the random source is broken.
         for _ in 0..CODE_ATTEMPTS {
             let code = new_pair_code()?;
-            let record = CodeRecord {
-                code: code.clone(),
-                session_id: id.clone(),
-                created_at: now,
-                expires_at: now + ttl_ms,
-                claimed_at: None,
-                forget_at: now + 2 * ttl_ms,
-            };
+            let record = CodeRecord::fresh(code.clone(), id.clone(), now, ttl_ms);
             let expires_at = record.expires_at;
             if self.store.create_code(record).await? {
                 return Ok(PairCreated {

@@ -933,14 +933,7 @@ mod tests {
                 JoinOutcome::Joined { .. }
             ));
             store
-                .create_code(CodeRecord {
-                    code: code.clone(),
-                    session_id: id.clone(),
-                    created_at: T0,
-                    expires_at: T0 + 600_000,
-                    claimed_at: None,
-                    forget_at: T0 + 1_200_000,
-                })
+                .create_code(CodeRecord::fresh(code.clone(), id.clone(), T0, 600_000))
                 .await
                 .unwrap();
         }
@@ -1104,14 +1097,7 @@ mod tests {
             let store = EmbeddedStore::open(dir.path(), DEADLINES, T0).unwrap();
             store.create_session(record(&id), 10).await.unwrap();
             store
-                .create_code(CodeRecord {
-                    code: code.clone(),
-                    session_id: id.clone(),
-                    created_at: T0,
-                    expires_at: T0 + 600_000,
-                    claimed_at: None,
-                    forget_at: T0 + 1_200_000,
-                })
+                .create_code(CodeRecord::fresh(code.clone(), id.clone(), T0, 600_000))
                 .await
                 .unwrap();
             store.sweep(late).await.unwrap();
@@ -1135,13 +1121,8 @@ mod tests {
         store.create_session(record(&first), 10).await.unwrap();
         store.create_session(record(&second), 10).await.unwrap();
         let code = PairCode::from_random(99);
-        let code_for = |session_id: &SessionId, at: Millis| CodeRecord {
-            code: code.clone(),
-            session_id: session_id.clone(),
-            created_at: at,
-            expires_at: at + 600_000,
-            claimed_at: None,
-            forget_at: at + 1_200_000,
+        let code_for = |session_id: &SessionId, at: Millis| {
+            CodeRecord::fresh(code.clone(), session_id.clone(), at, 600_000)
         };
         assert!(store.create_code(code_for(&first, T0)).await.unwrap());
         // Pending, then expired but remembered: a collision is refused either way.

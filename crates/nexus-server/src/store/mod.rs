@@ -182,6 +182,22 @@ pub struct CodeRecord {
     pub forget_at: Millis,
 }
 
+impl CodeRecord {
+    /// A new, unclaimed code for `session_id`, made at `now`: it expires after `ttl_ms`
+    /// (`PAIR_CODE_TTL_SECONDS`) and is remembered as used or expired (`code_expired_or_used`) for
+    /// as long again before it is forgotten (`code_not_found`).
+    pub fn fresh(code: PairCode, session_id: SessionId, now: Millis, ttl_ms: Millis) -> Self {
+        Self {
+            code,
+            session_id,
+            created_at: now,
+            expires_at: now + ttl_ms,
+            claimed_at: None,
+            forget_at: now + 2 * ttl_ms,
+        }
+    }
+}
+
 /// What a code looks like now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeState {
